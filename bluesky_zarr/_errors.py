@@ -1,0 +1,36 @@
+"""The errors bluesky-zarr raises.
+
+Every error derives from :class:`BlueskyZarrError` and also from the built-in exception it
+resembles, so ``except FileExistsError`` keeps working for code that does not know this package.
+Messages name the run, the path or the data key, and say what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlueskyZarrError",
+    "DocumentError",
+    "StoreExistsError",
+    "UnsafePathError",
+    "WriteError",
+]
+
+
+class BlueskyZarrError(Exception):
+    """The root of every error raised by bluesky-zarr."""
+
+
+class DocumentError(BlueskyZarrError, ValueError):
+    """A document does not fit what earlier documents of its run declared."""
+
+
+class UnsafePathError(BlueskyZarrError, ValueError):
+    """A file name made from metadata would leave the target directory, or cannot be made."""
+
+
+class StoreExistsError(BlueskyZarrError, FileExistsError):
+    """The store a run would write exists already and the writer was not asked to overwrite it."""
+
+
+class WriteError(BlueskyZarrError, OSError):
+    """Writing to disk failed; what was written before stays readable."""
