@@ -1,0 +1,87 @@
+"""Metadata encoding: any document value to strict JSON.
+
+Bluesky documents are plain Python in principle, but start documents in practice carry numpy
+scalars and arrays, NaN, bytes, datetimes, tuples and sets. Zarr attributes must be strict JSON
+(RFC 8259: no NaN literal), so every value goes through :func:`to_json` before it is stored:
+
+=====================  ==============================================================
+Python value           stored as
+=====================  ==============================================================
+numpy scalar           the matching Python ``int`` / ``float`` / ``bool`` / ``str``
+numpy array            nested lists (its dtype is not kept)
+NaN, +Inf, -Inf        the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``
+                       (the same spelling Zarr v3 uses for fill values)
+bytes, bytearray       ``{"base64": "<standard base64 text>"}``
+datetime, date, time   ISO 8601 text (``datetime.isoformat()``)
+tuple, list            list
+set, frozenset         list, sorted when the members can be sorted
+dict keys              text (``str(key)``)
+anything else          ``repr(value)``
+=====================  ==============================================================
+
+The encoding never raises: one odd value in a start document costs that value its type, never
+the run its metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["dumps", "to_json"]
+
+JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+
+
+def _float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def to_json(value: Any) -> JSONValue:
+    """Return ``value`` as strict-JSON-safe Python (see the module docstring for the rules)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, np.generic):
+        return to_json(value.item())
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, set | frozenset):
+        items = list(value)
+        try:
+            items.sort()
+        except TypeError:
+            items.sort(key=repr)
+        return [to_json(item) for item in items]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, complex):
+        return [_float(value.real), _float(value.imag)]
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not break the run's metadata
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def dumps(value: Any) -> str:
+    """Encode ``value`` with :func:`to_json` and serialize it as strict JSON text."""
+    return json.dumps(to_json(value), allow_nan=False)

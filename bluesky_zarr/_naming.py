@@ -1,0 +1,65 @@
+"""File names made from metadata, kept inside the target directory."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._errors import UnsafePathError
+
+__all__ = ["render_file_prefix", "store_path"]
+
+_FORBIDDEN_IN_VALUES = ("/", "\\", "\0")
+
+
+def render_file_prefix(template: str, start: Mapping[str, Any]) -> str:
+    """Fill ``template`` (``str.format`` syntax, e.g. ``"{start[scan_id]}-"``) from a start document.
+
+    Separators written in the template itself make subdirectories; a separator, ``..`` or NUL that
+    comes from the metadata is refused, so a run's metadata can never place files outside the
+    target directory.
+    """
+    uid = start.get("uid", "<no uid>")
+    formatter = string.Formatter()
+    pieces: list[str] = []
+    try:
+        for literal, field, spec, conversion in formatter.parse(template):
+            pieces.append(literal)
+            if field is None:
+                continue
+            value, _ = formatter.get_field(field, (), {"start": start})
+            if conversion:
+                value = formatter.convert_field(value, conversion)
+            text = formatter.format_field(value, spec or "")
+            if any(sep in text for sep in _FORBIDDEN_IN_VALUES) or text in {".", ".."}:
+                raise UnsafePathError(
+                    f"file_prefix {template!r} of run {uid}: the value {text!r} of {{{field}}} contains a "
+                    "path separator or is '.'/'..'; choose a template whose fields are plain names"
+                )
+            pieces.append(text)
+    except (KeyError, IndexError, AttributeError, ValueError) as err:
+        if isinstance(err, UnsafePathError):
+            raise
+        raise UnsafePathError(
+            f"file_prefix {template!r} cannot be filled from the start document of run {uid}: {err!r}; "
+            "use fields the start document has, e.g. '{start[uid]}' or '{start[scan_id]}-'"
+        ) from err
+    prefix = "".join(pieces)
+    parts = Path(prefix).parts
+    if not prefix or Path(prefix).is_absolute() or ".." in parts or prefix.startswith("~"):
+        raise UnsafePathError(
+            f"file_prefix {template!r} of run {uid} gives {prefix!r}, which is empty or leaves the target "
+            "directory; use a relative name without '..'"
+        )
+    return prefix
+
+
+def store_path(directory: str | Path, prefix: str, suffix: str) -> Path:
+    """Join ``directory`` and ``prefix + suffix`` and check the result stays inside ``directory``."""
+    root = Path(directory).resolve()
+    path = (root / f"{prefix}{suffix}").resolve()
+    if root != path and root not in path.parents:
+        raise UnsafePathError(f"{path} is outside {root}; choose a file_prefix that stays inside it")
+    return path
