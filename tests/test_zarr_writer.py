@@ -1,0 +1,271 @@
+"""Real RunEngine scans through ZarrWriter, read back with xarray and tensorstore.
+
+Each reading's expected place is computed independently of the writer's seq_num arithmetic: from
+the motor positions recorded in the event itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import event_model
+import numpy as np
+import pytest
+from bluesky import plans as bp
+from bluesky import preprocessors as bpp
+from ophyd.sim import det, motor1, motor2, motor3
+from stand_ins import FrameCounter
+from stock import assert_tensorstore_agrees, open_stream, root_attrs
+
+from bluesky_zarr import ZarrWriter, export, open_run
+
+
+@pytest.fixture
+def cam() -> FrameCounter:
+    return FrameCounter()
+
+
+def as_pages(documents: list[tuple[str, Any]], size: int) -> Iterator[tuple[str, Any]]:
+    """The same run with its events packed into event pages of ``size`` events."""
+    pending: list[Any] = []
+    for name, doc in documents:
+        if name == "event":
+            if pending and pending[-1]["descriptor"] != doc["descriptor"]:
+                yield "event_page", event_model.pack_event_page(*pending)
+                pending = []
+            pending.append(doc)
+            if len(pending) == size:
+                yield "event_page", event_model.pack_event_page(*pending)
+                pending = []
+            continue
+        if pending:
+            yield "event_page", event_model.pack_event_page(*pending)
+            pending = []
+        yield name, doc
+
+
+def events(documents: list[tuple[str, Any]], stream: str = "primary") -> list[dict[str, Any]]:
+    uids = {d["uid"] for n, d in documents if n == "descriptor" and d["name"] == stream}
+    return [d for n, d in documents if n == "event" and d["descriptor"] in uids]
+
+
+def check_grid(
+    store: Path,
+    documents: list[tuple[str, Any]],
+    motors: list[str],
+    setpoints: list[list[float]],
+    offsets: list[float],
+) -> None:
+    """Every event sits at the grid index its own motor readbacks point to, and nowhere else."""
+    ds = open_stream(store)
+    evs = events(documents)
+    assert ds["cam"].dims == (*motors, "y", "x")
+    for motor, values in zip(motors, setpoints, strict=True):
+        np.testing.assert_allclose(ds[motor].values, values)
+    seen = np.zeros(ds["written"].shape, dtype=bool)
+    for e in evs:
+        index = tuple(
+            int(np.argmin(np.abs(np.asarray(values) + offset - e["data"][m])))
+            for values, offset, m in zip(setpoints, offsets, motors, strict=True)
+        )
+        np.testing.assert_array_equal(ds["cam"].values[index], e["data"]["cam"])
+        assert ds["det"].values[index] == e["data"]["det"]
+        assert ds["seq_num"].values[index] == e["seq_num"]
+        assert ds["time"].values[index] == e["time"]
+        seen[index] = True
+    np.testing.assert_array_equal(ds["written"].values, seen)
+    assert_tensorstore_agrees(store)
+
+
+# plan, setpoints per axis (relative ones are offsets from where the motor starts)
+GRID_PLANS = {
+    "grid": (
+        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4),
+        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
+    ),
+    "grid-snake": (
+        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4, snake_axes=True),
+        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
+    ),
+    "rel-grid": (
+        lambda dets: bp.rel_grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 2, snake_axes=True),
+        [[-1, 0, 1], [0, 2]],
+    ),
+    "list-grid-snake": (
+        lambda dets: bp.list_grid_scan(dets, motor1, [3, 1, 2], motor2, [5, 0], snake_axes=[motor2]),
+        [[3, 1, 2], [5, 0]],
+    ),
+    "grid-3d-snake": (
+        lambda dets: bp.grid_scan(dets, motor1, 0, 1, 2, motor2, 0, 2, 3, motor3, 0, 1, 2, snake_axes=True),
+        [[0, 1], [0, 1, 2], [0, 1]],
+    ),
+}
+
+
+@pytest.mark.parametrize("plan", GRID_PLANS)
+def test_grid_scans_land_on_their_grid(RE, record, cam, tmp_path, plan):
+    factory, setpoints = GRID_PLANS[plan]
+    motor1.set(5).wait()  # so relative plans are told apart from absolute ones
+    motors_at_start = {m.name: m.position for m in (motor1, motor2, motor3)}
+    RE.subscribe(ZarrWriter(tmp_path / "live"))
+    (uid,) = RE(factory([cam, det]))
+    motors = list(record[0][1]["motors"])
+    offsets = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
+    check_grid(tmp_path / "live" / f"{uid}.zarr", record, motors, setpoints, offsets)
+    # the same documents replayed as event pages of 5 land the same way
+    artifacts = export(as_pages(record, 5), tmp_path / "pages")
+    check_grid(artifacts["zarr"][0], record, motors, setpoints, offsets)
+    attrs = root_attrs(artifacts["zarr"][0])
+    assert attrs["status"] == "success"
+    assert attrs["start"]["uid"] == uid and attrs["stop"]["run_start"] == uid
+    assert open_stream(artifacts["zarr"][0])[motors[0]].attrs["relative"] == plan.startswith("rel")
+
+
+def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
+    RE.subscribe(ZarrWriter(tmp_path))
+    (uid,) = RE(bp.grid_scan([cam], motor1, 700, 790, 10, motor2, 0, 4, 5, snake_axes=True))
+    tree = open_run(tmp_path / f"{uid}.zarr")
+    primary = tree["primary"]
+    assert primary.cam.dims == ("motor1", "motor2", "y", "x")
+    np.testing.assert_allclose(primary.motor1.values, np.linspace(700, 790, 10))
+    frame = primary.cam.sel(motor1=750, motor2=0).values
+    readback = primary.motor1_readback.sel(motor1=750, motor2=0).values
+    assert readback == 750 and frame.shape == (6, 4)
+    assert "motor1_readback" in primary.coords and "motor2_setpoint" in primary.coords
+    assert tree.attrs["status"] == "success"
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        lambda dets: bp.count(dets, 7),
+        lambda dets: bp.scan(dets, motor1, 0, 1, 6),
+        lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
+    ],
+    ids=["count", "scan", "list_scan"],
+)
+def test_plans_without_grid_grow_along_time(RE, record, cam, tmp_path, plan):
+    RE.subscribe(ZarrWriter(tmp_path))
+    (uid,) = RE(plan([cam, det]))
+    store = tmp_path / f"{uid}.zarr"
+    ds = open_stream(store)
+    evs = events(record)
+    assert ds["cam"].dims == ("time", "y", "x")
+    np.testing.assert_array_equal(ds["seq_num"].values, [e["seq_num"] for e in evs])
+    np.testing.assert_array_equal(ds["time"].values, [e["time"] for e in evs])
+    np.testing.assert_array_equal(ds["cam"].values, np.stack([e["data"]["cam"] for e in evs]))
+    assert "written" not in ds
+    assert_tensorstore_agrees(store)
+
+
+def test_baseline_stream_sits_beside_the_grid(RE, record, cam, tmp_path):
+    RE.subscribe(ZarrWriter(tmp_path))
+    plan = bpp.baseline_wrapper(bp.grid_scan([cam], motor1, 0, 1, 2, motor2, 0, 1, 2), [motor3, det])
+    (uid,) = RE(plan)
+    tree = open_run(tmp_path / f"{uid}.zarr")
+    assert set(tree.children) == {"primary", "baseline"}
+    baseline = tree["baseline"]
+    assert baseline.sizes["time"] == 2
+    np.testing.assert_array_equal(
+        baseline.motor3.values, [e["data"]["motor3"] for e in events(record, "baseline")]
+    )
+    assert tree["primary"].sizes == {"motor1": 2, "motor2": 2, "y": 6, "x": 4}
+
+
+def test_descriptor_configuration_and_units_are_kept(RE, cam, tmp_path):
+    RE.subscribe(ZarrWriter(tmp_path))
+    (uid,) = RE(bp.count([cam, det], 2))
+    primary = open_run(tmp_path / f"{uid}.zarr")["primary"]
+    (descriptor,) = primary.attrs["descriptors"]
+    assert descriptor["configuration"]["det"]["data"]["det_sigma"] == 1
+    assert primary.cam.attrs["units"] == "counts"
+    assert primary.cam.attrs["data_key"]["dtype_numpy"] == "<u2"
+    assert primary.cam.dtype == np.uint16
+
+
+def test_many_runs_one_writer_one_store_each(RE, cam, tmp_path):
+    writer = ZarrWriter(tmp_path, file_prefix="scan{start[scan_id]}")
+    RE.subscribe(writer)
+    for _ in range(3):
+        RE(bp.count([cam], 2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan1.zarr", "scan2.zarr", "scan3.zarr"]
+    assert [p.name for p in writer.artifacts["zarr"]] == ["scan1.zarr", "scan2.zarr", "scan3.zarr"]
+    writer.close()
+    writer.close()  # idempotent
+
+
+def test_subscribing_keeps_the_writer_alive(RE, cam, tmp_path):
+    import gc
+
+    RE.subscribe(ZarrWriter(tmp_path))  # no reference kept by the caller
+    gc.collect()
+    (uid,) = RE(bp.count([cam], 1))
+    assert root_attrs(tmp_path / f"{uid}.zarr")["status"] == "success"
+
+
+def test_several_descriptors_in_one_stream(tmp_path):
+    """A configuration change gives a stream a second descriptor; both feed the same arrays."""
+    run = event_model.compose_run(metadata={"shape": [2, 2]})
+    data_keys = {
+        "a": {"dtype": "number", "shape": [], "source": "x"},
+        "b": {"dtype": "integer", "shape": [3], "source": "y"},
+    }
+
+    def configuration(gain: int) -> dict[str, Any]:
+        return {"dev": {"data": {"gain": gain}, "timestamps": {"gain": 0},
+                        "data_keys": {"gain": {"dtype": "integer", "shape": [], "source": "g"}}}}  # fmt: skip
+
+    first = run.compose_descriptor(name="primary", data_keys=data_keys, configuration=configuration(1))
+    second = run.compose_descriptor(name="primary", data_keys=data_keys, configuration=configuration(2))
+    stamps = {"a": 0, "b": 0}
+    docs = [("start", run.start_doc), ("descriptor", first.descriptor_doc)]
+    docs.append(("event", first.compose_event(data={"a": 1.5, "b": [1, 2, 3]}, timestamps=stamps, seq_num=1)))
+    docs.append(("descriptor", second.descriptor_doc))
+    docs.append(
+        ("event", second.compose_event(data={"a": 2.5, "b": [4, 5, 6]}, timestamps=stamps, seq_num=2))
+    )
+    docs.append(("stop", run.compose_stop()))
+    (store,) = export(docs, tmp_path)["zarr"]
+    ds = open_stream(store)
+    np.testing.assert_array_equal(ds.a.values, [[1.5, 2.5], [np.nan, np.nan]])
+    np.testing.assert_array_equal(ds.b.values[0], [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(ds.written.values, [[True, True], [False, False]])
+    gains = [d["configuration"]["dev"]["data"]["gain"] for d in ds.attrs["descriptors"]]
+    assert gains == [1, 2]
+
+
+def test_events_beyond_the_grid_go_to_overflow(tmp_path):
+    run = event_model.compose_run(metadata={"shape": [2]})
+    desc = run.compose_descriptor(
+        name="primary", data_keys={"a": {"dtype": "number", "shape": [], "source": "x"}}
+    )
+    docs = [("start", run.start_doc), ("descriptor", desc.descriptor_doc)]
+    for seq in (1, 2, 3, 4, 0):
+        docs.append(("event", desc.compose_event(data={"a": float(seq)}, timestamps={"a": 0}, seq_num=seq)))
+    docs.append(("stop", run.compose_stop()))
+    (store,) = export(docs, tmp_path)["zarr"]
+    tree = open_run(store)
+    np.testing.assert_array_equal(tree["primary"].a.values, [1.0, 2.0])
+    overflow = open_stream(store, "primary/overflow")
+    np.testing.assert_array_equal(overflow.a.values, [3.0, 4.0, 0.0])
+    np.testing.assert_array_equal(overflow.seq_num.values, [3, 4, 0])
+    assert tree["primary"].attrs["overflow"] == {"events": 3, "superseded": 0}
+    assert_tensorstore_agrees(store)
+
+
+def test_text_readings_are_stored(tmp_path):
+    run = event_model.compose_run()
+    desc = run.compose_descriptor(
+        name="primary", data_keys={"state": {"dtype": "string", "shape": [], "source": "x"}}
+    )
+    docs = [("start", run.start_doc), ("descriptor", desc.descriptor_doc)]
+    for i, state in enumerate(["open", "closed", "ünïcode"], start=1):
+        docs.append(("event", desc.compose_event(data={"state": state}, timestamps={"state": 0}, seq_num=i)))
+    docs.append(("stop", run.compose_stop()))
+    (store,) = export(docs, tmp_path)["zarr"]
+    assert list(open_stream(store).state.values) == ["open", "closed", "ünïcode"]
+    meta = json.loads((store / "primary" / "state" / "zarr.json").read_text())
+    assert meta["data_type"] == "string"
