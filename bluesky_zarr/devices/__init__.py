@@ -6,6 +6,7 @@ served in tests and demos by the caproto IOC in :mod:`bluesky_zarr.devices.iocs`
 """
 
 from ._camera import ALLOWED_DTYPES, Camera, SimCamera
+from ._epics import EpicsCamera, EpicsLinearStage, EpicsPowerMeter, EpicsTunableLaser, make_epics_instrument
 from ._errors import (
     DeviceFaultError,
     DeviceLimitError,
@@ -27,6 +28,10 @@ __all__ = [
     "DeviceLimitError",
     "DeviceStoppedError",
     "DeviceTimeoutError",
+    "EpicsCamera",
+    "EpicsLinearStage",
+    "EpicsPowerMeter",
+    "EpicsTunableLaser",
     "Instrument",
     "InvalidSettingError",
     "LinearStage",
@@ -38,5 +43,6 @@ __all__ = [
     "SimSample",
     "SimTunableLaser",
     "TunableLaser",
+    "make_epics_instrument",
     "make_sim_instrument",
 ]

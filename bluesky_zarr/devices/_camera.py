@@ -136,7 +136,7 @@ class SimCamera(Camera):
         DescribedSignal, value=0.01, units="s", dtype_numpy="<f8", validator=_exposure, kind=Kind.config
     )
     gain = Cpt(
-        DescribedSignal, value=0.5, units="counts/e-", dtype_numpy="<f8", validator=positive, kind=Kind.config
+        DescribedSignal, value=0.5, units="ADU/e-", dtype_numpy="<f8", validator=positive, kind=Kind.config
     )
     zero_level = Cpt(
         DescribedSignal,
