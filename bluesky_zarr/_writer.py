@@ -40,6 +40,9 @@ class RunSink(Protocol):
     def finish(self, status: str) -> None:
         """Write what is left and record ``status``; called at ``stop`` or when the writer closes."""
 
+    def note_error(self, err: BaseException) -> None:
+        """Remember that writing this run failed, so that its status says so when it finishes."""
+
 
 class _Buffer:
     """A FIFO bounded by the bytes of the readings it holds; ``put`` blocks when it is full."""
@@ -274,6 +277,8 @@ class RunWriter:
                 wrapped = BlueskyZarrError(f"run {uid}: writing the {name} document failed: {err!r}")
             wrapped.__cause__ = err
             err = wrapped
+        elif uid not in str(err):
+            err.add_note(f"while writing the {name} document of run {uid}")
         with self._errors_lock:
             self._errors.append(err)
 
@@ -285,6 +290,8 @@ class RunWriter:
             action(run)
         except Exception as err:
             self._record(err, uid, name)
+            with contextlib.suppress(Exception):
+                run.sink.note_error(err)
 
     def _flush_runs(self) -> None:
         for uid in list(self._runs):

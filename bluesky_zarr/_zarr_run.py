@@ -245,6 +245,7 @@ class ZarrRun(event_model.DocumentRouter):
         self.start_doc = start
         self.stop_doc: Mapping[str, Any] | None = None
         self.status = "running"
+        self.errors: list[str] = []
         self.grid = grid_from_start(start)
         self.streams: dict[str, _Stream] = {}
         self._descriptors: dict[str, list[Mapping[str, Any]]] = {}
@@ -258,6 +259,8 @@ class ZarrRun(event_model.DocumentRouter):
             "status": self.status,
             "bluesky_zarr": {"format": FORMAT_VERSION},
         }
+        if self.errors:
+            attrs["errors"] = self.errors
         self.storage.put("zarr.json", _group_json(attrs))
 
     def descriptor(self, doc: Any) -> None:
@@ -296,10 +299,17 @@ class ZarrRun(event_model.DocumentRouter):
         self.stop_doc = doc
         self.finish(str(doc.get("exit_status", "unknown")))
 
+    def note_error(self, err: BaseException) -> None:
+        self.errors.append(str(err))
+
     def finish(self, status: str) -> None:
-        """Make everything visible, record ``status`` and consolidate the metadata for readers."""
+        """Make everything visible, record ``status`` and consolidate the metadata for readers.
+
+        A run whose writing failed anywhere is marked ``"fail"`` whatever the RunEngine said, so
+        that its status never promises more than the store holds; ``errors`` says what failed.
+        """
         self.flush()
-        self.status = status
+        self.status = "fail" if self.errors else status
         self._write_root()
         with warnings.catch_warnings():  # zarr-python's note that consolidation is its own extension
             warnings.simplefilter("ignore", ZarrUserWarning)

@@ -1,0 +1,219 @@
+"""Pause/resume, abort, failures and crashes: every point lands right and nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bluesky import Msg
+from bluesky import plans as bp
+from bluesky import preprocessors as bpp
+from bluesky.utils import RunEngineInterrupted
+from ophyd.sim import det, motor1, motor2
+from stand_ins import FrameCounter
+from stock import assert_tensorstore_agrees, open_stream, root_attrs
+
+from bluesky_zarr import DocumentError, StoreExistsError, WriteError, ZarrWriter
+
+
+def pause_after_saves(plan, saves: set[int]):
+    """Insert a pause right after the given 'save' messages (1-based): bluesky then rewinds."""
+    count = 0
+
+    def mutate(msg):
+        nonlocal count
+        if msg.command == "save":
+            count += 1
+            if count in saves:
+
+                def then_pause():
+                    yield Msg("pause", defer=False)
+
+                return None, then_pause()
+        return None, None
+
+    return bpp.plan_mutator(plan, mutate)
+
+
+def test_pause_and_resume_place_every_point_and_keep_the_superseded_one(RE, record, tmp_path):
+    cam = FrameCounter()
+    RE.subscribe(ZarrWriter(tmp_path))
+    plan = pause_after_saves(
+        bp.grid_scan([cam, det], motor1, 0, 2, 3, motor2, 0, 1, 2, snake_axes=True), {2, 4}
+    )
+    step = lambda: RE(plan)  # noqa: E731
+    while True:
+        try:
+            step()
+            break
+        except RunEngineInterrupted:
+            step = RE.resume
+    uid = record[0][1]["uid"]
+    evs = [d for n, d in record if n == "event"]
+    assert len(evs) > 6  # points were taken again after the rewinds
+    ds = open_stream(tmp_path / f"{uid}.zarr")
+    last = {}
+    for e in evs:  # the latest reading of each seq_num is the one on the grid
+        last[e["seq_num"]] = e
+    assert ds.written.values.all()
+    for seq, e in last.items():
+        index = np.argwhere(ds.seq_num.values == seq)
+        (point,) = index
+        np.testing.assert_array_equal(ds.cam.values[tuple(point)], e["data"]["cam"])
+        assert ds.motor1_readback.values[tuple(point)] == e["data"]["motor1"]
+    overflow = open_stream(tmp_path / f"{uid}.zarr", "primary/overflow")
+    superseded = [e for e in evs if last[e["seq_num"]] is not e]
+    assert len(superseded) == overflow.sizes["time"] >= 1
+    np.testing.assert_array_equal(overflow.seq_num.values, [e["seq_num"] for e in superseded])
+    np.testing.assert_array_equal(overflow.cam.values, np.stack([e["data"]["cam"] for e in superseded]))
+    assert root_attrs(tmp_path / f"{uid}.zarr")["status"] == "success"
+    assert_tensorstore_agrees(tmp_path / f"{uid}.zarr")
+
+
+def test_aborted_scan_keeps_what_was_taken(RE, record, tmp_path):
+    cam = FrameCounter()
+    RE.subscribe(ZarrWriter(tmp_path))
+    with pytest.raises(RunEngineInterrupted):
+        RE(pause_after_saves(bp.grid_scan([cam], motor1, 0, 2, 3, motor2, 0, 1, 2), {4}))
+    assert RE.state == "paused"
+    RE.abort("the sample moved")
+    uid = record[0][1]["uid"]
+    store = tmp_path / f"{uid}.zarr"
+    attrs = root_attrs(store)
+    assert attrs["status"] == "abort" and attrs["stop"]["exit_status"] == "abort"
+    ds = open_stream(store)
+    evs = [d for n, d in record if n == "event"]
+    assert int(ds.written.values.sum()) == len({e["seq_num"] for e in evs}) >= 4
+    for e in evs:
+        (point,) = np.argwhere(ds.seq_num.values == e["seq_num"])
+        np.testing.assert_array_equal(ds.cam.values[tuple(point)], e["data"]["cam"])
+    assert np.isnan(ds.time.values[~ds.written.values]).all()
+
+
+class BrokenCamera(FrameCounter):
+    """Gives frames of the wrong shape from the third event on (reading 1 is taken at creation)."""
+
+    def _frame(self) -> np.ndarray:
+        frame = super()._frame()
+        return frame if frame[0, 0] <= 3 else frame[:-1]
+
+
+def test_reading_of_the_wrong_shape_fails_the_run_loudly_and_keeps_the_rest(RE, record, tmp_path):
+    RE.subscribe(ZarrWriter(tmp_path))
+    with pytest.raises(
+        DocumentError, match=r"data key 'cam' has readings of shape \[5, 4\].*declares \[6, 4\]"
+    ):
+        RE(bp.count([BrokenCamera()], 5))
+    uid = record[0][1]["uid"]
+    store = tmp_path / f"{uid}.zarr"
+    assert root_attrs(store)["status"] == "fail"
+    ds = open_stream(store)
+    good = [d["data"]["cam"] for n, d in record if n == "event"][:2]
+    np.testing.assert_array_equal(ds.cam.values[:2], np.stack(good))
+
+
+def test_disk_error_surfaces_in_the_scan_with_the_path(RE, record, tmp_path):
+    writer = ZarrWriter(tmp_path)
+    blocked = {}
+
+    def block_the_stream_directory(name, doc):
+        if name == "descriptor":
+            writer.flush()
+            store = tmp_path / f"{doc['run_start']}.zarr"
+            os.rename(store / "primary", store / "primary-moved")
+            (store / "primary").write_text("not a directory")
+            blocked["store"] = store
+
+    RE.subscribe(writer)
+    RE.subscribe(block_the_stream_directory)
+    with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c/0.*Not a directory"):
+        RE(bp.count([FrameCounter()], 3))
+    assert root_attrs(blocked["store"])["start"]["uid"] == record[0][1]["uid"]
+
+
+def test_existing_store_is_never_overwritten_unless_asked(RE, tmp_path):
+    cam = FrameCounter()
+    RE.subscribe(ZarrWriter(tmp_path, file_prefix="sample"))
+    (first,) = RE(bp.count([cam], 1))
+    with pytest.raises(StoreExistsError, match=r"sample\.zarr exists already"):
+        RE(bp.count([cam], 1))
+    assert root_attrs(tmp_path / "sample.zarr")["start"]["uid"] == first
+    RE.unsubscribe(0)
+    RE.subscribe(ZarrWriter(tmp_path, file_prefix="sample", overwrite=True))
+    (second,) = RE(bp.count([cam], 1))
+    assert root_attrs(tmp_path / "sample.zarr")["start"]["uid"] == second
+
+
+def test_store_is_readable_and_truthful_at_every_event(RE, tmp_path):
+    """After each event (and a flush), a stock reader sees exactly the points written so far."""
+    writer = ZarrWriter(tmp_path)
+    seen = []
+
+    def look(name, doc):
+        if name == "event":
+            writer.flush()
+            ds = open_stream(tmp_path / f"{uid_of[doc['descriptor']]}.zarr")
+            seen.append(int(ds.written.values.sum()))
+            assert not np.isnan(ds.det.values[ds.written.values]).any()
+            assert np.isnan(ds.det.values[~ds.written.values]).all()
+        elif name == "descriptor":
+            uid_of[doc["uid"]] = doc["run_start"]
+
+    uid_of: dict[str, str] = {}
+    RE.subscribe(writer)
+    RE.subscribe(look)
+    RE(bp.grid_scan([det], motor1, 0, 1, 3, motor2, 0, 1, 3))
+    assert seen == list(range(1, 10))
+
+
+CRASHING_SCAN = textwrap.dedent(
+    """
+    import sys, time
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import motor1, motor2
+    from stand_ins import FrameCounter
+    from bluesky_zarr import ZarrWriter
+
+    RE = RunEngine({})
+    RE.subscribe(ZarrWriter(sys.argv[1], file_prefix="crash", flush_interval=0.05))
+
+    def report(name, doc):
+        if name == "event":
+            print(doc["seq_num"], flush=True)
+            time.sleep(0.05)
+
+    RE.subscribe(report)
+    RE(bp.grid_scan([FrameCounter(shape=(64, 64))], motor1, 0, 1, 20, motor2, 0, 1, 10))
+    """
+)
+
+
+def test_killed_process_leaves_a_store_that_says_which_points_hold_data(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    with subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SCAN, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if int(line) >= 40:
+                break
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    store = tmp_path / "crash.zarr"
+    assert root_attrs(store)["status"] == "running"  # it never got to say otherwise
+    ds = open_stream(store)
+    written = ds.written.values
+    assert 20 <= written.sum() < 200
+    # every point the mask vouches for holds its frame; no fill value passes for a reading
+    frames = ds.cam.values[written]
+    seq = ds.seq_num.values[written]
+    np.testing.assert_array_equal(frames[:, 0, 0], seq + 1)  # the camera's first frame is taken at creation
+    assert_tensorstore_agrees(store)
