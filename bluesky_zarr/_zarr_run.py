@@ -253,7 +253,7 @@ class ZarrRun(event_model.DocumentRouter):
         self._write_root()
 
     def _write_root(self) -> None:
-        attrs = {
+        attrs: dict[str, Any] = {
             "start": to_json(self.start_doc),
             "stop": to_json(self.stop_doc),
             "status": self.status,
