@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 from .._errors import DeviceTimeoutError
 
@@ -79,6 +80,7 @@ class LabIOCProcess:
     prefix: str
     env: dict[str, str] = field(default_factory=dict)
     repeater: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
 
     def stop(self) -> None:
         """Terminate the IOC and its repeater (it is safe to call twice)."""
@@ -92,6 +94,9 @@ class LabIOCProcess:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def start_lab_ioc(
@@ -130,21 +135,21 @@ def start_lab_ioc(
         stderr=subprocess.DEVNULL,
     )
     command = [sys.executable, "-m", "bluesky_zarr.devices.iocs.lab", "--prefix", prefix, "--quiet", *args]
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the IOC
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by LabIOCProcess.stop; a full pipe would stall the IOC
     process = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    ioc = LabIOCProcess(process=process, prefix=prefix, env=dict(env), repeater=repeater)
+    ioc = LabIOCProcess(process=process, prefix=prefix, env=dict(env), repeater=repeater, log=log)
     deadline = time.monotonic() + timeout
     port = int(env["EPICS_CA_SERVER_PORT"])
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.seek(0)
             output = log.read().decode(errors="replace")
+            ioc.stop()
             raise DeviceTimeoutError(f"the lab IOC {prefix!r} exited with {process.returncode}:\n{output}")
         if _tcp_listening(port):
             return ioc
         time.sleep(0.1)
     ioc.stop()
-    log.close()
     raise DeviceTimeoutError(f"the lab IOC {prefix!r} did not listen on 127.0.0.1:{port} within {timeout} s.")
 
 
