@@ -436,10 +436,10 @@ def stream_layout(
                     "describe() must give the full shape of one reading"
                 )
             reading_dims = _reading_dims(key, data_key, reading_shape, dim_sizes)
-            array_name = _safe_name(key)
-            suffix = "_readback" if key in layout_dims else "_data"
+            # a dimension's name is its setpoint coordinate's, so a readback named alike moves aside
+            array_name = _safe_name(f"{key}_readback" if key in layout_dims else key)
             while array_name in arrays:
-                array_name += suffix
+                array_name += "_data"
             attrs = {"data_key": to_json({"name": key, **data_key})}
             if data_key.get("units"):
                 attrs["units"] = to_json(data_key["units"])

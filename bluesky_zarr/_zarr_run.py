@@ -120,6 +120,7 @@ class _Stream:
     # --- events -----------------------------------------------------------------------------------
 
     def write_page(self, page: Mapping[str, Any]) -> None:
+        self._check_filled(page)
         seq_nums = np.asarray(page["seq_num"], dtype=np.int64)
         if self.grid is None:
             index = np.arange(self.length, self.length + len(seq_nums), dtype=np.int64)[:, np.newaxis]
@@ -144,6 +145,18 @@ class _Stream:
             return
         self._write_rows(index, page, rows)
         self.written[tuple(index.T)] = True
+
+    def _check_filled(self, page: Mapping[str, Any]) -> None:
+        filled = page.get("filled") or {}
+        for key in page["data"]:
+            spec = self.layout.arrays[self.layout.keys[key]] if key in self.layout.keys else None
+            external = spec is not None and spec.attrs.get("data_key", {}).get("external")  # type: ignore[union-attr]
+            if external and not all(filled.get(key) or [False]):
+                raise DocumentError(
+                    f"run {self.run}, stream {self.layout.name!r}: data key {key!r} is external "
+                    f"({external}, Resource/Datum) and the event holds only a datum id; pass "
+                    "handler_registry={spec: handler} to the writer so it can load the data"
+                )
 
     def _write_rows(self, index: np.ndarray, page: Mapping[str, Any], rows: Any) -> None:
         n = len(index)

@@ -1,0 +1,148 @@
+"""The document -> layout mapping, with no I/O at all."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bluesky.plan_patterns import outer_product
+from hypothesis import given
+from hypothesis import strategies as st
+from ophyd.sim import SynAxis
+
+from bluesky_zarr import DocumentError
+from bluesky_zarr._layout import Grid, GridAxis, event_chunks, grid_from_start, stream_layout
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    snake=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_grid_indices_follow_bluesky_own_trajectory(shape, snake):
+    """Our seq_num -> index arithmetic agrees with the positions bluesky's plan pattern visits."""
+    motors = [SynAxis(name=f"m{i}") for i in range(len(shape))]
+    args: list[object] = []
+    for i, (motor, n) in enumerate(zip(motors, shape, strict=True)):
+        args += [motor, 0, n - 1, n] + ([snake[i]] if i else [])
+    trajectory = list(outer_product(args))
+    snaking = (False, *snake[1 : len(shape)])
+    grid = Grid(axes=tuple(GridAxis(dim=m.name) for m in motors), shape=tuple(shape), snaking=snaking)
+    inside, index = grid.indices(np.arange(1, len(trajectory) + 1))
+    assert inside.all()
+    for point, row in zip(trajectory, index, strict=True):
+        assert tuple(round(point[m]) for m in motors) == tuple(row)
+
+
+def test_seq_nums_off_the_grid_are_flagged():
+    grid = Grid(axes=(GridAxis("a"), GridAxis("b")), shape=(2, 3), snaking=(False, True))
+    inside, index = grid.indices([0, 1, 6, 7, -3])
+    assert inside.tolist() == [False, True, True, False, False]
+    assert index.tolist() == [[0, 0], [1, 0]]
+
+
+def test_grid_from_bluesky_grid_scan_start():
+    start = {
+        "uid": "u", "plan_name": "grid_scan", "shape": (3, 2), "snaking": (False, True),
+        "motors": ("m1", "m2"), "plan_pattern": "outer_product",
+        "plan_pattern_args": {"args": ["SynAxis(name='m1')", 0, 4, 3, "SynAxis(name='m2')", 1, 2, 2, True]},
+    }  # fmt: skip
+    grid = grid_from_start(start)
+    assert grid is not None
+    assert grid.dims == ("m1", "m2") and grid.snaking == (False, True)
+    assert grid.axes[0].setpoints == (0.0, 2.0, 4.0) and grid.axes[1].setpoints == (1.0, 2.0)
+    assert not grid.axes[0].relative
+
+
+def test_grid_key_of_our_plans_wins():
+    start = {
+        "shape": [2, 3], "snaking": [False, False], "motors": ["laser_wavelength", "stage_position"],
+        "grid": {
+            "dims": ["wavelength", "position"],
+            "setpoints": {"wavelength": [700, 750], "position": [0, 1, 2]},
+            "units": {"wavelength": "nm", "position": "mm"},
+            "readbacks": {"wavelength": ["laser_wavelength"], "position": ["stage_position"]},
+        },
+    }  # fmt: skip
+    grid = grid_from_start(start)
+    assert grid is not None and grid.dims == ("wavelength", "position")
+    assert grid.axes[0].units == "nm" and grid.axes[1].readbacks == ("stage_position",)
+
+
+@pytest.mark.parametrize("start", [{}, {"shape": []}, {"shape": [0, 2]}, {"shape": "abc"}, {"shape": [1.5]}])
+def test_no_grid_without_a_valid_shape(start):
+    assert grid_from_start(start) is None
+
+
+def test_list_grid_scan_snake_axes_are_read_from_its_repr():
+    start = {
+        "shape": (2, 2, 2), "motors": ("a", "b", "c"), "plan_pattern": "outer_list_product",
+        "plan_pattern_args": {"args": ["X(name='a')", [1, 2], "X(name='b')", [3, 4], "X(name='c')", [5, 6]],
+                              "snake_axes": "[SynAxis(prefix='', name='c')]"},
+    }  # fmt: skip
+    grid = grid_from_start(start)
+    assert grid is not None and grid.snaking == (False, False, True)
+
+
+def descriptor(**data_keys):
+    return {"name": "primary", "uid": "d", "data_keys": data_keys, "object_keys": {}}
+
+
+def test_frames_get_one_reading_per_chunk_and_scalars_are_gathered():
+    start = {"uid": "u", "shape": [10, 5], "motors": ["w", "p"]}
+    grid = grid_from_start(start)
+    layout = stream_layout(start, [descriptor(
+        cam={"dtype": "array", "dtype_numpy": "<u2", "shape": [256, 256], "dims": ["y", "x"], "source": "c"},
+        power={"dtype": "number", "shape": [], "source": "p", "units": "mW"},
+    )], grid)  # fmt: skip
+    cam, power = layout.arrays["cam"], layout.arrays["power"]
+    assert cam.dims == ("w", "p", "y", "x") and cam.chunks == (1, 1, 256, 256)
+    assert cam.dtype == np.dtype("<u2") and cam.fill_value == 0
+    assert power.chunks == (10, 5) and power.attrs["units"] == "mW" and np.isnan(power.fill_value)
+    assert {"time", "seq_num", "written"} <= set(layout.arrays)
+
+
+def test_event_chunks_fill_from_the_innermost_dimension():
+    assert event_chunks((1000, 1000), 8) == (131, 1000)
+    assert event_chunks((0,), 8) == (131072,)
+    assert event_chunks((4, 4), 256 * 256 * 2) == (1, 1)
+
+
+def test_default_dimension_names_never_collide_between_sizes():
+    layout = stream_layout({"uid": "u"}, [descriptor(
+        a={"dtype": "array", "shape": [3], "source": "a", "dims": ["x"]},
+        b={"dtype": "array", "shape": [4], "source": "b", "dims": ["x"]},
+        c={"dtype": "array", "shape": [3], "source": "c", "dims": ["x"]},
+        d={"dtype": "array", "shape": [2, 2], "source": "d"},
+    )])  # fmt: skip
+    assert layout.arrays["a"].dims == ("time", "x")
+    assert layout.arrays["b"].dims == ("time", "b_x")
+    assert layout.arrays["c"].dims == ("time", "x")
+    assert layout.arrays["d"].dims == ("time", "d_dim_0", "d_dim_1")
+
+
+def test_a_readback_named_like_its_dimension_is_renamed():
+    start = {"uid": "u", "shape": [2], "motors": ["m"]}
+    layout = stream_layout(start, [descriptor(m={"dtype": "number", "shape": [], "source": "m"},
+                                              det={"dtype": "number", "shape": [], "source": "d"})],
+                           grid_from_start(start))  # fmt: skip
+    assert layout.keys["m"] == "m_readback" and layout.arrays["m_readback"].role == "readback"
+    assert layout.arrays["det"].attrs["coordinates"] == "m_readback"
+
+
+@pytest.mark.parametrize(
+    ("data_key", "message"),
+    [
+        ({"dtype": "array", "dtype_numpy": "not-a-dtype", "shape": [2], "source": "x"}, "not a numpy dtype"),
+        ({"dtype": "array", "dtype_numpy": "<c16", "shape": [2], "source": "x"}, "only booleans, integers"),
+        ({"dtype": "array", "shape": [-1], "source": "x"}, "full shape of one reading"),
+    ],
+)
+def test_unstorable_data_keys_are_clear_errors(data_key, message):
+    with pytest.raises(DocumentError, match=message):
+        stream_layout({"uid": "u"}, [descriptor(bad=data_key)])
+
+
+def test_a_key_that_changes_dtype_between_descriptors_is_refused():
+    first = descriptor(a={"dtype": "number", "shape": [], "source": "x"})
+    second = descriptor(a={"dtype": "array", "shape": [3], "source": "x"})
+    with pytest.raises(DocumentError, match="keeps its dtype and shape"):
+        stream_layout({"uid": "u"}, [first, second])

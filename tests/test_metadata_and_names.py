@@ -1,0 +1,109 @@
+"""Metadata always encodes as strict JSON; names made from metadata stay inside the directory."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+
+import numpy as np
+import pytest
+from bluesky import plans as bp
+from hypothesis import given
+from hypothesis import strategies as st
+from ophyd.sim import det
+from stock import root_attrs
+
+from bluesky_zarr import UnsafePathError, ZarrWriter, to_json
+from bluesky_zarr._naming import render_file_prefix
+
+odd_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
+    | st.datetimes() | st.complex_numbers()
+    | st.builds(np.float32, st.floats(width=32)) | st.builds(np.int16, st.integers(-100, 100))
+    | st.builds(lambda xs: np.asarray(xs), st.lists(st.floats(), max_size=4)),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.frozensets(st.integers(), max_size=3)
+    | st.dictionaries(st.text() | st.integers(), inner, max_size=3),
+    max_leaves=10,
+)  # fmt: skip
+
+
+@given(odd_values)
+def test_every_value_encodes_as_strict_json(value):
+    json.dumps(to_json(value), allow_nan=False)
+
+
+def test_the_documented_encodings():
+    assert to_json({"nan": math.nan, "inf": -math.inf}) == {"nan": "NaN", "inf": "-Infinity"}
+    assert to_json(np.arange(3, dtype="u1")) == [0, 1, 2]
+    assert to_json(np.float32(1.5)) == 1.5 and isinstance(to_json(np.int64(3)), int)
+    assert to_json(b"\x00\xff") == {"base64": "AP8="}
+    assert to_json(datetime.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05"
+    assert to_json((1, {3, 2})) == [1, [2, 3]]
+    assert to_json({1: "a"}) == {"1": "a"}
+
+
+def test_odd_start_metadata_is_kept_and_later_writes_go_on(RE, tmp_path):
+    RE.subscribe(ZarrWriter(tmp_path))
+    md = {
+        "sample": {"thickness": np.float64(0.5), "grid": np.eye(2), "bad": math.nan},
+        "when": datetime.datetime(2026, 11, 21, 9, 0),
+        "raw": b"bytes",
+        "tags": {"b", "a"},
+        "pair": (1, 2),
+    }
+    (uid,) = RE(bp.count([det], 3), **md)
+    attrs = root_attrs(tmp_path / f"{uid}.zarr")
+    assert attrs["start"]["sample"] == {"thickness": 0.5, "grid": [[1.0, 0.0], [0.0, 1.0]], "bad": "NaN"}
+    assert attrs["start"]["when"] == "2026-11-21T09:00:00" and attrs["start"]["tags"] == ["a", "b"]
+    assert attrs["status"] == "success"
+
+
+START = {
+    "uid": "abc-123",
+    "scan_id": 7,
+    "sample": "quartz",
+    "evil": "../../etc",
+    "slash": "a/b",
+    "dots": "..",
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{start[uid]}", "abc-123"),
+        ("{start[scan_id]}-", "7-"),
+        ("{start[sample]}/{start[scan_id]:04d}", "quartz/0007"),
+    ],
+)
+def test_file_prefix_is_filled_from_the_start_document(template, expected):
+    assert render_file_prefix(template, START) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{start[evil]}", "path separator"),
+        ("{start[slash]}", "path separator"),
+        ("{start[dots]}", "path separator or is '.'/'..'"),
+        ("../{start[uid]}", "leaves the target directory"),
+        ("/abs/{start[uid]}", "leaves the target directory"),
+        ("{start[missing]}", "cannot be filled from the start document of run abc-123"),
+        ("", "empty"),
+    ],
+)
+def test_file_prefix_that_would_leave_the_directory_is_refused(template, message):
+    with pytest.raises(UnsafePathError, match=message):
+        render_file_prefix(template, START)
+
+
+def test_unsafe_metadata_writes_nothing_anywhere(RE, tmp_path):
+    target = tmp_path / "data"
+    RE.subscribe(ZarrWriter(target, file_prefix="{start[sample]}"))
+    with pytest.raises(UnsafePathError, match="sample"):
+        RE(bp.count([det], 2), sample="../outside")
+    assert not (tmp_path / "outside.zarr").exists()
+    assert not target.exists() or not any(target.iterdir())
+    (uid,) = RE(bp.count([det], 1), sample="fine")  # the writer goes on with the next run
+    assert root_attrs(target / "fine.zarr")["start"]["uid"] == uid
