@@ -22,7 +22,8 @@ odd_values = st.recursive(
     | st.datetimes() | st.complex_numbers()
     | st.builds(np.float32, st.floats(width=32)) | st.builds(np.int16, st.integers(-100, 100))
     | st.builds(lambda xs: np.asarray(xs), st.lists(st.floats(), max_size=4)),
-    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.frozensets(st.integers(), max_size=3)
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+    | st.frozensets(st.integers(), max_size=3)
     | st.dictionaries(st.text() | st.integers(), inner, max_size=3),
     max_leaves=10,
 )  # fmt: skip
