@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import threading
 import time
 import weakref
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 import event_model
 import numpy as np
 
-from ._errors import BlueskyZarrError, DocumentError, StoreExistsError, WriteError
+from ._errors import BlueskyZarrError, StoreExistsError, WriteError
 from ._naming import render_file_prefix, store_path
 
 __all__ = ["RunSink", "RunWriter"]
@@ -97,16 +98,26 @@ def _nbytes(doc: Any) -> int:
 _FLUSH, _CLOSE = "__flush__", "__close__"
 
 
-class _Run:
-    def __init__(self, sink: RunSink, filler: event_model.Filler | None) -> None:
+class _GuardedRun:
+    """One run's sink inside the RunRouter; its errors are recorded, never raised into the router."""
+
+    def __init__(self, writer: RunWriter, uid: str, sink: RunSink) -> None:
+        self.writer = writer
+        self.uid = uid
         self.sink = sink
-        self.filler = filler
-        self.stopped = False
 
     def __call__(self, name: str, doc: Any) -> None:
-        if self.filler is not None:
-            name, doc = self.filler(name, doc)
-        self.sink(name, doc)
+        self.guard(name, lambda: self.sink(name, doc))
+        if name == "stop":
+            self.writer._runs.pop(self.uid, None)
+
+    def guard(self, name: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as err:
+            self.writer._record(err, self.uid, name)
+            with contextlib.suppress(Exception):
+                self.sink.note_error(err)
 
 
 class RunWriter:
@@ -143,9 +154,8 @@ class RunWriter:
         """run uid -> output path, decided in the caller's thread at ``start``"""
         self._refused: set[str] = set()
         self._refused_descriptors: set[str] = set()
-        self._runs: dict[str, _Run] = {}
-        self._owner: dict[str, str] = {}
-        """descriptor / resource / stream_resource uid -> run uid (writer thread only)"""
+        self._runs: dict[str, _GuardedRun] = {}
+        """runs open in the writer thread, by uid"""
         self.artifacts: dict[str, list[Path]] = {self.artifact_label: []}
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
         self._thread.start()
@@ -242,6 +252,7 @@ class RunWriter:
     # --- the writer thread ------------------------------------------------------------------------
 
     def _work(self) -> None:
+        router = event_model.RunRouter([self._factory], handler_registry=self.handler_registry)
         last_flush = time.monotonic()
         while True:
             item = self._buffer.get(self.flush_interval)
@@ -253,20 +264,34 @@ class RunWriter:
             try:
                 if name == _CLOSE:
                     self._flush_runs()
-                    for uid in list(self._runs):
-                        self._guard(uid, "finish", lambda run: run.sink.finish("incomplete"))
+                    for run in list(self._runs.values()):
+                        run.guard("close", functools.partial(run.sink.finish, "incomplete"))
                     self._runs.clear()
                     return
                 if name == _FLUSH:
                     self._flush_runs()
                     last_flush = time.monotonic()
                     continue
-                self._route(name, doc)
+                try:
+                    router(name, doc)
+                except Exception as err:  # the router itself: a document of no known run, a filler error
+                    self._record(err, str(doc.get("run_start", doc.get("uid", "?"))), name)
             finally:
                 self._buffer.done(nbytes)
             if time.monotonic() - last_flush >= self.flush_interval:
                 self._flush_runs()
                 last_flush = time.monotonic()
+
+    def _factory(self, name: str, start: Any) -> tuple[list[Callable[[str, Any], None]], list[Any]]:
+        """RunRouter factory: open the run's sink at the path claimed for it at ``start``."""
+        uid = str(start["uid"])
+        try:
+            sink = self._open_run(self._claimed[uid], start)
+        except Exception as err:
+            self._record(err, uid, name)
+            return [], []
+        run = self._runs[uid] = _GuardedRun(self, uid, sink)
+        return [run], []
 
     def _record(self, err: BaseException, uid: str, name: str) -> None:
         if not isinstance(err, BlueskyZarrError):
@@ -282,63 +307,9 @@ class RunWriter:
         with self._errors_lock:
             self._errors.append(err)
 
-    def _guard(self, uid: str, name: str, action: Callable[[_Run], None]) -> None:
-        run = self._runs.get(uid)
-        if run is None:
-            return
-        try:
-            action(run)
-        except Exception as err:
-            self._record(err, uid, name)
-            with contextlib.suppress(Exception):
-                run.sink.note_error(err)
-
     def _flush_runs(self) -> None:
-        for uid in list(self._runs):
-            self._guard(uid, "flush", lambda run: run.sink.flush())
-
-    def _route(self, name: str, doc: Any) -> None:
-        if name == "start":
-            uid = str(doc["uid"])
-            try:
-                filler = (
-                    event_model.Filler(self.handler_registry, inplace=False)
-                    if self.handler_registry is not None
-                    else None
-                )
-                self._runs[uid] = _Run(self._open_run(self._claimed[uid], doc), filler)
-            except Exception as err:
-                self._record(err, uid, name)
-                return
-        owner = self._run_of(name, doc)
-        if owner is None:
-            self._record(
-                DocumentError(f"a {name} document belongs to no run this writer has seen"), "?", name
-            )
-            return
-        self._guard(owner, name, lambda run: run(name, doc))
-        if name == "stop":
-            self._runs.pop(owner, None)
-
-    def _run_of(self, name: str, doc: Any) -> str | None:
-        if name in {"start"}:
-            return str(doc["uid"])
-        if name in {"descriptor", "resource", "stream_resource"}:
-            uid = doc.get("run_start")
-            if uid is None and len(self._runs) == 1:  # old resources carry no run_start
-                uid = next(iter(self._runs))
-            if uid is not None:
-                self._owner[doc["uid"]] = str(uid)
-            return None if uid is None else str(uid)
-        if name in {"event", "event_page"}:
-            return self._owner.get(doc.get("descriptor"))
-        if name in {"datum", "datum_page"}:
-            return self._owner.get(doc.get("resource"))
-        if name == "stream_datum":
-            return self._owner.get(doc.get("stream_resource"))
-        if name == "stop":
-            return str(doc.get("run_start"))
-        return None
+        for run in list(self._runs.values()):
+            run.guard("flush", run.sink.flush)
 
 
 def _close_at_exit(ref: weakref.ref[RunWriter]) -> None:

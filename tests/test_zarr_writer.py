@@ -269,3 +269,23 @@ def test_text_readings_are_stored(tmp_path):
     assert list(open_stream(store).state.values) == ["open", "closed", "ünïcode"]
     meta = json.loads((store / "primary" / "state" / "zarr.json").read_text())
     assert meta["data_type"] == "string"
+
+
+def test_a_run_without_stop_is_marked_incomplete_when_the_writer_closes(record, RE, cam, tmp_path):
+    RE(bp.count([cam], 3))
+    writer = ZarrWriter(tmp_path)
+    for name, doc in record[:-1]:  # everything but the stop document
+        writer(name, doc)
+    writer.close()
+    store = tmp_path / f"{record[0][1]['uid']}.zarr"
+    assert root_attrs(store)["status"] == "incomplete"
+    assert open_stream(store).sizes["time"] == 3
+
+
+def test_a_small_buffer_blocks_the_caller_and_loses_nothing(RE, tmp_path):
+    """With room for one frame only, every document still arrives, in order."""
+    cam = FrameCounter(shape=(256, 256))
+    RE.subscribe(ZarrWriter(tmp_path, buffer_bytes=1))
+    (uid,) = RE(bp.count([cam], 20))
+    ds = open_stream(tmp_path / f"{uid}.zarr")
+    np.testing.assert_array_equal(ds.cam.values[:, 0, 0], np.arange(2, 22))
