@@ -22,7 +22,9 @@ from ._storage import LocalStorage
 
 __all__ = ["ArrayWriter", "array_metadata"]
 
-_CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "/"}}
+_CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
+"""Chunk keys ``c.0.1.0.0``: all of an array's chunks in one directory, so writing a chunk never
+has to create directories (with ``/`` every frame of a grid scan made one or more)."""
 _VLEN_UTF8 = numcodecs.VLenUTF8()
 
 
@@ -80,7 +82,7 @@ class ArrayWriter:
     # --- encoding ---------------------------------------------------------------------------------
 
     def _key(self, coords: tuple[int, ...]) -> str:
-        return f"{self.path}/c/" + "/".join(map(str, coords + (0,) * len(self.reading_shape)))
+        return f"{self.path}/c." + ".".join(map(str, coords + (0,) * len(self.reading_shape)))
 
     def _encode(self, chunk: np.ndarray) -> bytes | memoryview:
         if self._dtype.kind == "O":

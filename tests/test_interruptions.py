@@ -133,7 +133,7 @@ def test_disk_error_surfaces_in_the_scan_with_the_path(RE, record, tmp_path):
 
     RE.subscribe(writer)
     RE.subscribe(block_the_stream_directory)
-    with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c/0.*Not a directory"):
+    with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c\.0.*Not a directory"):
         RE(bp.count([FrameCounter()], 3))
     assert root_attrs(blocked["store"])["start"]["uid"] == record[0][1]["uid"]
 
