@@ -207,7 +207,7 @@ class EpicsCamera(_EpicsConnect, Camera):
 
 
 class EpicsPowerMeter(_EpicsConnect, PowerMeter):
-    """A power meter over Channel Access: ``trigger()`` puts 1 to ``<prefix>Acquire``, then reads ``Power_RBV``."""
+    """A power meter over Channel Access: ``trigger()`` puts 1 to ``<prefix>Acquire``, then reads Power_RBV."""
 
     power = Cpt(DescribedEpicsSignalRO, "Power_RBV", units="mW", kind=Kind.hinted, **_F8)
     wavelength = Cpt(DescribedEpicsSignalRO, "Wavelength_RBV", units="nm", kind=Kind.normal, **_F8)
@@ -223,7 +223,9 @@ class EpicsPowerMeter(_EpicsConnect, PowerMeter):
 
 
 def make_epics_instrument(prefix: str = "BZSIM:", *, connect_timeout: float | None = 5.0) -> Instrument:
-    """The four EPICS devices of the lab IOC under ``prefix``, named ``laser``, ``stage``, ``camera``, ``power_meter``.
+    """The four EPICS devices of the lab IOC under ``prefix``.
+
+    They are named ``laser``, ``stage``, ``camera`` and ``power_meter``.
 
     Parameters
     ----------

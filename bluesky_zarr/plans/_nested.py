@@ -49,7 +49,8 @@ def _setpoints(motor: Any, spec: tuple[Any, ...]) -> np.ndarray:
         values = list(np.linspace(start, stop, int(num)))
     else:
         raise PlanArgumentError(
-            f"{name}: give an axis as (motor, setpoints) or (motor, start, stop, num); got {len(spec)} values."
+            f"{name}: give an axis as (motor, setpoints) or (motor, start, stop, num); "
+            f"got {len(spec)} values."
         )
     if not values:
         raise PlanArgumentError(f"{name}: the list of setpoints is empty; give at least one.")
@@ -189,7 +190,8 @@ def nested_scan(
             outside = values[(values < limits[0]) | (values > limits[1])]
             if outside.size:
                 raise SetpointLimitError(
-                    f"{motor.name}: setpoints {outside.tolist()} are outside the limits [{limits[0]}, {limits[1]}]; "
+                    f"{motor.name}: setpoints {outside.tolist()} are outside the limits "
+                    f"[{limits[0]}, {limits[1]}]; "
                     "choose setpoints inside them."
                 )
         motors.append(motor)

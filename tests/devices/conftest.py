@@ -1,4 +1,4 @@
-"""Fixtures for the device tests: simulated devices with tiny times, and one lab IOC on loopback per session."""
+"""Device-test fixtures: simulated devices with tiny times, one lab IOC on loopback per session."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def sim() -> Instrument:
 
 @pytest.fixture(scope="session")
 def lab_ioc() -> Iterator[LabIOCProcess]:
-    """The lab IOC on 127.0.0.1, on ports free for this session, with this process's CA confined to loopback."""
+    """The lab IOC on 127.0.0.1 on ports free for this session; this process's CA stays on loopback."""
     env = loopback_environment(free_port(), free_port())
     use_loopback(env)
     ioc = start_lab_ioc("BZTEST:", env, args=IOC_ARGS)

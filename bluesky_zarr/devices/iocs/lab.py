@@ -201,7 +201,7 @@ def make_lab_ioc(
     bits = min(pixel_type.itemsize * 8, 31)
 
     class CameraGroup(PVGroup):
-        """Camera: put 1 to ``Acquire``; it completes after ``AcquireTime`` with the frame in ``ArrayData``."""
+        """Camera: put 1 to ``Acquire``; it completes after ``AcquireTime``, the frame in ``ArrayData``."""
 
         array_data = pvproperty(
             name="ArrayData",
