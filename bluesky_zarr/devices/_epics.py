@@ -207,7 +207,7 @@ class EpicsCamera(_EpicsConnect, Camera):
 
 
 class EpicsPowerMeter(_EpicsConnect, PowerMeter):
-    """A power meter over Channel Access: ``trigger()`` puts 1 to ``<prefix>Acquire``, then reads Power_RBV."""
+    """A power meter over Channel Access: ``trigger()`` puts 1 to ``<prefix>Acquire``."""
 
     power = Cpt(DescribedEpicsSignalRO, "Power_RBV", units="mW", kind=Kind.hinted, **_F8)
     wavelength = Cpt(DescribedEpicsSignalRO, "Wavelength_RBV", units="nm", kind=Kind.normal, **_F8)

@@ -48,8 +48,11 @@ def test_stage_trapezoid_move_settles_and_stops() -> None:
     stage.set(10.0).wait(5)
     assert time.monotonic() - t0 >= expected * 0.9
     assert stage.position == 10.0
+    stage.velocity.put(10.0)
     status = stage.set(-20.0)
-    time.sleep(0.02)
+    deadline = time.monotonic() + 2.0
+    while stage.position == 10.0 and time.monotonic() < deadline:
+        time.sleep(0.005)
     stage.stop()
     with pytest.raises(DeviceStoppedError):
         status.wait(2)
