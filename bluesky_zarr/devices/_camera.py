@@ -47,7 +47,7 @@ def check_dtype(dtype: Any, device: str) -> np.dtype:
         raise InvalidSettingError(
             f"{device}: dtype {dtype!r} is not supported; use one of {', '.join(ALLOWED_DTYPES)}."
         )
-    return resolved
+    return resolved  # type: ignore[no-any-return]
 
 
 class ImageSignal(DescribedSignal):
@@ -233,8 +233,8 @@ class SimCamera(Camera):
         exposure = float(self.exposure_time.get())
         if self.laser is None:
             return np.zeros(self._shape)
-        wavelength = float(self.laser.wavelength.get())  # type: ignore[attr-defined]
-        power = float(self.laser.power.get()) * float(self.laser.shutter.get())  # type: ignore[attr-defined]
+        wavelength = float(self.laser.wavelength.get())
+        power = float(self.laser.power.get()) * float(self.laser.shutter.get())
         position = 0.0 if self.sample_stage is None else self.sample_stage.position
         return expected_photoelectrons(
             self._shape,

@@ -247,5 +247,5 @@ def make_epics_instrument(prefix: str = "BZSIM:", *, connect_timeout: float | No
     )
     if connect_timeout is not None:
         for device in (inst.laser, inst.stage, inst.camera, inst.power_meter):
-            device.connect(timeout=connect_timeout)  # type: ignore[attr-defined]
+            device.connect(timeout=connect_timeout)
     return inst

@@ -42,7 +42,7 @@ class TunableLaser(LimitedMover):
 
     def baseline_signals(self) -> list[Signal]:
         """The signals a scan records in its ``baseline`` stream."""
-        return [self.power, self.shutter, self.low_limit, self.high_limit, self.tuning_rate, self.settle_time]  # type: ignore[attr-defined]
+        return [self.power, self.shutter, self.low_limit, self.high_limit, self.tuning_rate, self.settle_time]
 
 
 class SimTunableLaser(TunableLaser):

@@ -39,7 +39,7 @@ class LimitedMover(Device):
     @property
     def limits(self) -> tuple[float, float]:
         """``(low, high)`` limits of the axis, in its units."""
-        return float(self.low_limit.get()), float(self.high_limit.get())  # type: ignore[attr-defined]
+        return float(self.low_limit.get()), float(self.high_limit.get())
 
     def check_value(self, value: Any) -> None:
         """Raise :class:`~bluesky_zarr.devices.DeviceLimitError` unless ``value`` is inside the limits.
@@ -69,7 +69,7 @@ class LimitedMover(Device):
 
     def locate(self) -> dict[str, float]:
         """Setpoint and readback, as bluesky's ``Locatable`` protocol has them."""
-        return {"setpoint": float(self.setpoint.get()), "readback": self.position}  # type: ignore[attr-defined]
+        return {"setpoint": float(self.setpoint.get()), "readback": self.position}
 
 
 class SimMotion:

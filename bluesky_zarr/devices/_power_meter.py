@@ -32,7 +32,7 @@ class PowerMeter(Device):
 
     def baseline_signals(self) -> list[Signal]:
         """The signals a scan records in its ``baseline`` stream."""
-        return [self.averaging_time]  # type: ignore[attr-defined]
+        return [self.averaging_time]
 
 
 class SimPowerMeter(PowerMeter):
@@ -84,8 +84,8 @@ class SimPowerMeter(PowerMeter):
     def trigger(self) -> DeviceStatus:
         """Measure once; the status completes after ``averaging_time``."""
         status = DeviceStatus(self)
-        wavelength = float(self.laser.wavelength.get())  # type: ignore[attr-defined]
-        true_power = float(self.laser.power.get()) * float(self.laser.shutter.get()) * self.transmission  # type: ignore[attr-defined]
+        wavelength = float(self.laser.wavelength.get())
+        true_power = float(self.laser.power.get()) * float(self.laser.shutter.get()) * self.transmission
         with self._lock:
             noise = self._rng.normal(0.0, 1.0, 2)
         reading = true_power * (1.0 + self.relative_noise * noise[0]) + self.offset_noise_mw * noise[1]

@@ -98,7 +98,7 @@ class _Described:
         limits = self._current_limits()
         if limits is not None:
             key["limits"] = {"control": {"low": limits[0], "high": limits[1]}}
-        return desc
+        return desc  # type: ignore[no-any-return]
 
 
 def _json_dtype(dtype_numpy: str, shape: list[int]) -> str:

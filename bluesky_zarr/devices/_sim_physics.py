@@ -174,7 +174,7 @@ def expected_photoelectrons(
         profile = np.exp(-r2 / (2.0 * optics.beam_sigma**2))
     response = sample.response(wavelength_nm, position_mm, x[None, :] * sample.field_of_view_mm)
     photons_per_s = max(power_at_sample_mw, 0.0) * 1e-3 / photon_energy(wavelength_nm)
-    return photons_per_s * optics.collection_per_pixel * exposure_s * profile * response
+    return photons_per_s * optics.collection_per_pixel * exposure_s * profile * response  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ class CameraModel:
     @property
     def saturation(self) -> int:
         """The highest count a pixel can hold."""
-        return 2**self.bit_depth - 1
+        return 2**self.bit_depth - 1  # type: ignore[no-any-return]
 
     def expose(
         self, rng: np.random.Generator, photoelectrons: np.ndarray, exposure_s: float, dtype: np.dtype

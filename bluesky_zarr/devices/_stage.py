@@ -35,11 +35,11 @@ class LinearStage(LimitedMover):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.readback.name = f"{self.name}_position"  # type: ignore[attr-defined]
+        self.readback.name = f"{self.name}_position"
 
     def baseline_signals(self) -> list[Signal]:
         """The signals a scan records in its ``baseline`` stream."""
-        return [self.low_limit, self.high_limit, self.velocity, self.acceleration, self.settle_time]  # type: ignore[attr-defined]
+        return [self.low_limit, self.high_limit, self.velocity, self.acceleration, self.settle_time]
 
 
 class SimLinearStage(LinearStage):

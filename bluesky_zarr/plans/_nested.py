@@ -228,7 +228,7 @@ def nested_scan(
     _md.update(md or {})
 
     # scan_nd compares this signature with its own, annotations included, so none are given.
-    def per_step(detectors, step, pos_cache):  # type: ignore[no-untyped-def]
+    def per_step(detectors, step, pos_cache):
         yield from bps.move_per_step(step, pos_cache)
         if settle_time:
             yield from bps.sleep(settle_time)

@@ -68,7 +68,7 @@ def use_loopback(env: Mapping[str, str]) -> None:
     import caproto
     import ophyd
 
-    caproto.get_local_address = lambda: LOOPBACK  # type: ignore[attr-defined]
+    caproto.get_local_address = lambda: LOOPBACK
     ophyd.set_cl("caproto")
 
 

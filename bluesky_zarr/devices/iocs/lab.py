@@ -87,7 +87,7 @@ class LaserGroup(PVGroup):
         await self.wavelength.write(value)
         await self.power.write(laser_output_power(value))
 
-    @setpoint.putter  # type: ignore[untyped-decorator]
+    @setpoint.putter  # type: ignore[no-redef]
     async def setpoint(self, instance: Any, value: float) -> float:
         low, high = self.low_limit.value, self.high_limit.value
         if not low <= value <= high:
@@ -103,7 +103,7 @@ class LaserGroup(PVGroup):
         )
         return value
 
-    @stop.putter  # type: ignore[untyped-decorator]
+    @stop.putter  # type: ignore[no-redef]
     async def stop(self, instance: Any, value: int) -> int:
         self.stop_requested = True
         return 0
@@ -125,7 +125,7 @@ class StageGroup(PVGroup):
 
     stop_requested = False
 
-    @setpoint.putter  # type: ignore[untyped-decorator]
+    @setpoint.putter  # type: ignore[no-redef]
     async def setpoint(self, instance: Any, value: float) -> float:
         low, high = self.low_limit.value, self.high_limit.value
         if not low <= value <= high:
@@ -143,7 +143,7 @@ class StageGroup(PVGroup):
         )
         return value
 
-    @stop.putter  # type: ignore[untyped-decorator]
+    @stop.putter  # type: ignore[no-redef]
     async def stop(self, instance: Any, value: int) -> int:
         self.stop_requested = True
         return 0
@@ -159,7 +159,7 @@ class PowerMeterGroup(PVGroup):
 
     rng = np.random.default_rng(1)
 
-    @acquire.putter  # type: ignore[untyped-decorator]
+    @acquire.putter  # type: ignore[no-redef]
     async def acquire(self, instance: Any, value: int) -> int:
         laser = self.parent.laser
         true_power = float(laser.power.value) * float(laser.shutter.value) * SimOptics.transmission
@@ -225,7 +225,7 @@ def make_lab_ioc(
 
         rng = np.random.default_rng(seed)
 
-        @acquire.putter  # type: ignore[untyped-decorator]
+        @acquire.putter  # type: ignore[no-redef]
         async def acquire(self, instance: Any, value: int) -> int:
             exposure = float(self.acquire_time.value)
             if not exposure > 0:
