@@ -52,13 +52,19 @@ def array_metadata(spec: ArraySpec, shape: tuple[int, ...]) -> bytes:
 
 
 class _OpenChunk:
-    __slots__ = ("data", "dirty", "filled", "needed")
+    __slots__ = ("count", "data", "dirty", "filled", "needed")
 
     def __init__(self, data: np.ndarray, filled: np.ndarray, needed: int) -> None:
         self.data = data
         self.filled = filled
+        self.count = int(filled.sum())
+        """how many points of ``filled`` are set: the chunk is complete at ``needed``"""
         self.needed = needed
         self.dirty = False
+
+    @property
+    def complete(self) -> bool:
+        return self.count >= self.needed
 
 
 class ArrayWriter:
@@ -74,6 +80,8 @@ class ArrayWriter:
         self.event_chunks = np.asarray(spec.chunks[: self.event_ndim], dtype=np.int64)
         self.reading_shape = spec.reading_shape
         self.growing = spec.shape[: self.event_ndim] == (0,)
+        self._chunk_list: list[int] = self.event_chunks.tolist()
+        self._one_point = (1,) * self.event_ndim + self.reading_shape
         self.points_per_chunk = int(np.prod(self.event_chunks))
         self._dtype = np.dtype(object) if _is_text(spec.dtype) else spec.dtype.newbyteorder("<")
         self._open: dict[tuple[int, ...], _OpenChunk] = {}
@@ -125,28 +133,37 @@ class ArrayWriter:
     def write(self, index: np.ndarray, values: np.ndarray) -> None:
         """Put ``values[i]`` at event index ``index[i]`` (an ``(n, event_ndim)`` integer array)."""
         if self.points_per_chunk == 1 and not self.defer:
-            for row, value in zip(index, values, strict=True):
-                self._put(
-                    tuple(int(i) for i in row),
-                    value[np.newaxis, ...].reshape((1,) * self.event_ndim + self.reading_shape),
-                )
+            for row, value in zip(index.tolist(), values, strict=True):
+                self._put(tuple(row), value.reshape(self._one_point))
+            return
+        if len(index) == 1:  # the common case, one event at a time: plain integer arithmetic
+            point = index[0].tolist()
+            coords = tuple(p // c for p, c in zip(point, self._chunk_list, strict=True))
+            local = tuple(p % c for p, c in zip(point, self._chunk_list, strict=True))
+            chunk = self._chunk(coords)
+            chunk.data[local] = values[0]
+            if not chunk.filled[local]:
+                chunk.filled[local] = True
+                chunk.count += 1
+            self._changed(coords, chunk)
             return
         coords_all = index // self.event_chunks
         local_all = index - coords_all * self.event_chunks
-        if len(index) == 1:
-            groups: Any = [(tuple(int(c) for c in coords_all[0]), slice(None))]
-        else:
-            unique, inverse = np.unique(coords_all, axis=0, return_inverse=True)
-            groups = [(tuple(int(c) for c in u), inverse.ravel() == g) for g, u in enumerate(unique)]
-        for coords, rows in groups:
-            chunk = self._chunk(coords)
+        unique, inverse = np.unique(coords_all, axis=0, return_inverse=True)
+        for group, found in enumerate(unique.tolist()):
+            rows = inverse.ravel() == group
+            chunk = self._chunk(tuple(found))
             local = tuple(local_all[rows].T)
             chunk.data[local] = values[rows]
             chunk.filled[local] = True
-            chunk.dirty = True
-            if not self.defer and int(chunk.filled.sum()) >= chunk.needed:
-                self._put(coords, chunk.data)
-                del self._open[coords]
+            chunk.count = int(chunk.filled.sum())
+            self._changed(tuple(found), chunk)
+
+    def _changed(self, coords: tuple[int, ...], chunk: _OpenChunk) -> None:
+        chunk.dirty = True
+        if chunk.complete and not self.defer:
+            self._put(coords, chunk.data)
+            del self._open[coords]
 
     def read(self, index: tuple[int, ...]) -> np.ndarray:
         """The reading stored at one event index (from memory, or read back from the store)."""
@@ -166,7 +183,7 @@ class ArrayWriter:
             if chunk.dirty:
                 self._put(coords, chunk.data)
                 chunk.dirty = False
-            if int(chunk.filled.sum()) >= chunk.needed:
+            if chunk.complete:
                 del self._open[coords]
 
     @property

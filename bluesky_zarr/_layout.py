@@ -19,6 +19,7 @@ The start-document keys read here are bluesky's own (``shape``, ``snaking``, ``m
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -121,12 +122,12 @@ class ArraySpec:
     values: np.ndarray | None = field(default=None, compare=False)
     """Values known from the documents alone (setpoint coordinates), written when created."""
 
-    @property
+    @functools.cached_property
     def event_ndim(self) -> int:
         """How many leading dimensions index events (the grid's, or the one event dimension)."""
         return len(self.dims) - len(self.reading_shape)
 
-    @property
+    @functools.cached_property
     def reading_shape(self) -> tuple[int, ...]:
         return tuple(self.attrs.get("reading_shape", ()))  # type: ignore[arg-type]
 
@@ -423,7 +424,12 @@ def stream_layout(
     for descriptor in descriptors:
         object_keys = descriptor.get("object_keys") or {}
         # every field of a scanned motor (readback, setpoint) is a coordinate of the grid
-        motor_fields = {f for obj, fields in object_keys.items() if obj in readbacks for f in fields}
+        motor_fields = {
+            f
+            for obj, fields in object_keys.items()
+            if obj in readbacks or readbacks & set(fields)
+            for f in fields
+        }
         for key, data_key in (descriptor.get("data_keys") or {}).items():
             if key in keys:
                 _check_same(arrays[keys[key]], key, data_key, stream, uid)

@@ -134,8 +134,8 @@ class _Stream:
         rows = np.flatnonzero(inside)
         if len(rows) == 0:
             return
-        flat = np.ravel_multi_index(tuple(index.T), self.grid.shape)
-        if self.written[tuple(index.T)].any() or len(np.unique(flat)) != len(flat):
+        flat = np.ravel_multi_index(tuple(index.T), self.grid.shape).tolist()
+        if self.written[tuple(index.T)].any() or len(set(flat)) != len(flat):
             for i, row in enumerate(rows):  # points seen before (pause/resume): one at a time
                 point = tuple(int(j) for j in index[i])
                 if self.written[point]:

@@ -146,3 +146,20 @@ def test_a_key_that_changes_dtype_between_descriptors_is_refused():
     second = descriptor(a={"dtype": "array", "shape": [3], "source": "x"})
     with pytest.raises(DocumentError, match="keeps its dtype and shape"):
         stream_layout({"uid": "u"}, [first, second])
+
+
+def test_every_field_of_a_scanned_device_is_a_coordinate():
+    start = {
+        "uid": "u",
+        "shape": [2],
+        "grid": {"dims": ["wavelength"], "readbacks": {"wavelength": ["laser_wavelength"]}},
+    }
+    desc = descriptor(
+        laser_wavelength={"dtype": "number", "shape": [], "source": "l"},
+        laser_setpoint={"dtype": "number", "shape": [], "source": "s"},
+        power={"dtype": "number", "shape": [], "source": "p"},
+    )
+    desc["object_keys"] = {"laser": ["laser_wavelength", "laser_setpoint"], "meter": ["power"]}
+    layout = stream_layout(start, [desc], grid_from_start(start))
+    assert layout.arrays["laser_setpoint"].role == "readback"
+    assert layout.arrays["power"].attrs["coordinates"] == "laser_wavelength laser_setpoint"
