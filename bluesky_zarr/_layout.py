@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -44,7 +44,6 @@ __all__ = [
 EVENT_DIM = "time"
 """The dimension of a stream that is not on a grid: one entry per event, in arrival order."""
 
-OVERFLOW_DIM = "time"
 OVERFLOW_GROUP = "overflow"
 TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
 
@@ -142,15 +141,6 @@ class StreamLayout:
     keys: dict[str, str]
     """data key -> array name"""
     descriptors: tuple[Mapping[str, Any], ...]
-
-    @property
-    def event_dims(self) -> tuple[str, ...]:
-        return self.grid.dims if self.grid is not None else (EVENT_DIM,)
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        """The event part of every array's shape; 0 along ``time`` for a growing stream."""
-        return self.grid.shape if self.grid is not None else (0,)
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -506,15 +496,10 @@ def overflow_layout(layout: StreamLayout) -> StreamLayout:
             continue
         reading_dims = spec.dims[spec.event_ndim :]
         arrays[spec.name] = _array(
-            spec.name, spec.role, (OVERFLOW_DIM,), (0,), reading_dims, spec.reading_shape, spec.dtype,
+            spec.name, spec.role, (EVENT_DIM,), (0,), reading_dims, spec.reading_shape, spec.dtype,
             {k: v for k, v in spec.attrs.items() if k not in {"_ARRAY_DIMENSIONS", "reading_shape"}},
             spec.data_key,
         )  # fmt: skip
     return StreamLayout(
         name=OVERFLOW_GROUP, grid=None, arrays=arrays, keys=dict(layout.keys), descriptors=layout.descriptors
     )
-
-
-def iter_arrays(layout: StreamLayout, roles: Iterable[Role]) -> list[ArraySpec]:
-    wanted = set(roles)
-    return [a for a in layout.arrays.values() if a.role in wanted]
