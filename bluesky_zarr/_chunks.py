@@ -35,7 +35,8 @@ def _is_text(dtype: np.dtype[Any]) -> bool:
 def array_metadata(spec: ArraySpec, shape: tuple[int, ...]) -> bytes:
     """The ``zarr.json`` of an array, made by zarr-python itself so it is valid Zarr v3."""
     text = _is_text(spec.dtype)
-    attrs: dict[str, Any] = {k: v for k, v in spec.attrs.items() if k != "reading_shape"}
+    # the dimension names twice: Zarr v3's own field, and the attribute xarray's Zarr v2 path reads
+    attrs: dict[str, Any] = {**spec.attrs, "_ARRAY_DIMENSIONS": list(spec.dims)}
     metadata = ArrayV3Metadata(
         shape=shape,
         data_type=parse_data_type(str if text else spec.dtype, zarr_format=3),

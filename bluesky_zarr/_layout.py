@@ -19,7 +19,6 @@ The start-document keys read here are bluesky's own (``shape``, ``snaking``, ``m
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -117,18 +116,16 @@ class ArraySpec:
     dtype: np.dtype[Any]
     fill_value: Any
     attrs: dict[str, JSONValue]
+    reading_shape: tuple[int, ...] = ()
+    """The shape of one reading: the trailing part of ``shape``."""
     data_key: str | None = None
     values: np.ndarray | None = field(default=None, compare=False)
     """Values known from the documents alone (setpoint coordinates), written when created."""
 
-    @functools.cached_property
+    @property
     def event_ndim(self) -> int:
         """How many leading dimensions index events (the grid's, or the one event dimension)."""
         return len(self.dims) - len(self.reading_shape)
-
-    @functools.cached_property
-    def reading_shape(self) -> tuple[int, ...]:
-        return tuple(self.attrs.get("reading_shape", ()))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -141,6 +138,8 @@ class StreamLayout:
     keys: dict[str, str]
     """data key -> array name"""
     descriptors: tuple[Mapping[str, Any], ...]
+    external: dict[str, str] = field(default_factory=dict)
+    """data key -> its ``external`` spec, for keys whose events hold datum ids until filled"""
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -347,11 +346,8 @@ def _array(
         chunks=tuple(max(1, c) for c in chunks),
         dtype=dtype,
         fill_value=_fill_value(dtype),
-        attrs={
-            **attrs,
-            "reading_shape": list(reading_shape),
-            "_ARRAY_DIMENSIONS": [*layout_dims, *reading_dims],
-        },
+        attrs=attrs,
+        reading_shape=reading_shape,
         data_key=data_key,
     )
 
@@ -405,12 +401,13 @@ def stream_layout(
             arrays[axis.dim] = ArraySpec(
                 name=axis.dim, role="setpoint", dims=(axis.dim,), shape=(len(axis.setpoints),),
                 chunks=(len(axis.setpoints),), dtype=np.dtype("float64"), fill_value=float("nan"),
-                attrs={**attrs, "reading_shape": [], "_ARRAY_DIMENSIONS": [axis.dim]},
+                attrs=attrs,
                 values=np.asarray(axis.setpoints, dtype="float64"),
             )  # fmt: skip
     readbacks = {r for axis in grid.axes for r in axis.readbacks} if grid is not None else set()
     dim_sizes: dict[str, int] = dict(zip(layout_dims, event_shape, strict=True))
     keys: dict[str, str] = {}
+    external: dict[str, str] = {}
     for descriptor in descriptors:
         object_keys = descriptor.get("object_keys") or {}
         # every field of a scanned motor (readback, setpoint) is a coordinate of the grid
@@ -444,13 +441,17 @@ def stream_layout(
                 array_name, role, layout_dims, event_shape, reading_dims, reading_shape, dtype, attrs, key
             )
             keys[key] = array_name
+            if data_key.get("external"):
+                external[key] = str(data_key["external"])
     coordinates = " ".join(a.name for a in arrays.values() if a.role == "readback")
     if coordinates:
         arrays = {
             n: replace(a, attrs={**a.attrs, "coordinates": coordinates}) if a.role == "data" else a
             for n, a in arrays.items()
         }
-    return StreamLayout(name=stream, grid=grid, arrays=arrays, keys=keys, descriptors=tuple(descriptors))
+    return StreamLayout(
+        name=stream, grid=grid, arrays=arrays, keys=keys, descriptors=tuple(descriptors), external=external
+    )
 
 
 def _reading_dims(
@@ -497,9 +498,9 @@ def overflow_layout(layout: StreamLayout) -> StreamLayout:
         reading_dims = spec.dims[spec.event_ndim :]
         arrays[spec.name] = _array(
             spec.name, spec.role, (EVENT_DIM,), (0,), reading_dims, spec.reading_shape, spec.dtype,
-            {k: v for k, v in spec.attrs.items() if k not in {"_ARRAY_DIMENSIONS", "reading_shape"}},
-            spec.data_key,
+            spec.attrs, spec.data_key,
         )  # fmt: skip
     return StreamLayout(
-        name=OVERFLOW_GROUP, grid=None, arrays=arrays, keys=dict(layout.keys), descriptors=layout.descriptors
-    )
+        name=OVERFLOW_GROUP, grid=None, arrays=arrays, keys=dict(layout.keys), descriptors=layout.descriptors,
+        external=dict(layout.external),
+    )  # fmt: skip

@@ -269,6 +269,7 @@ def test_text_readings_are_stored(tmp_path):
     assert list(open_stream(store).state.values) == ["open", "closed", "ünïcode"]
     meta = json.loads((store / "primary" / "state" / "zarr.json").read_text())
     assert meta["data_type"] == "string"
+    assert meta["dimension_names"] == meta["attributes"]["_ARRAY_DIMENSIONS"] == ["time"]
 
 
 def test_a_run_without_stop_is_marked_incomplete_when_the_writer_closes(record, RE, cam, tmp_path):
