@@ -148,10 +148,8 @@ class _Stream:
 
     def _check_filled(self, page: Mapping[str, Any]) -> None:
         filled = page.get("filled") or {}
-        for key in page["data"]:
-            spec = self.layout.arrays[self.layout.keys[key]] if key in self.layout.keys else None
-            external = spec is not None and spec.attrs.get("data_key", {}).get("external")  # type: ignore[union-attr]
-            if external and not all(filled.get(key) or [False]):
+        for key, external in self.layout.external.items():
+            if key in page["data"] and not all(filled.get(key) or [False]):
                 raise DocumentError(
                     f"run {self.run}, stream {self.layout.name!r}: data key {key!r} is external "
                     f"({external}, Resource/Datum) and the event holds only a datum id; pass "
@@ -261,7 +259,6 @@ class ZarrRun(event_model.DocumentRouter):
         self.errors: list[str] = []
         self.grid = grid_from_start(start)
         self.streams: dict[str, _Stream] = {}
-        self._descriptors: dict[str, list[Mapping[str, Any]]] = {}
         self._stream_of: dict[str, str] = {}
         self._write_root()
 
@@ -279,10 +276,9 @@ class ZarrRun(event_model.DocumentRouter):
     def descriptor(self, doc: Any) -> None:
         name = str(doc.get("name", "primary"))
         self._stream_of[doc["uid"]] = name
-        descriptors = self._descriptors.setdefault(name, [])
-        descriptors.append(doc)
+        earlier = self.streams[name].layout.descriptors if name in self.streams else ()
         grid = self.grid if self.grid is not None and name in self.grid.streams else None
-        layout = stream_layout(self.start_doc, descriptors, grid, name=name)
+        layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name)
         if name in self.streams:
             self.streams[name].update_layout(layout)
         else:
