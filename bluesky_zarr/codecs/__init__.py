@@ -1,0 +1,21 @@
+"""Codecs for the arrays the writers make: presets by short name, full Zarr v3 codec lists, and
+the Anscombe codec for photon-counting cameras.
+
+:func:`resolve_codecs` turns a user's choice into a :class:`CodecChain` (the ``zarr.json`` codec
+list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 array->array codec
+registered with zarr-python under the name ``bluesky_zarr.anscombe`` (through the ``zarr.codecs``
+entry point, so stock readers decode it without importing this package first).
+"""
+
+from __future__ import annotations
+
+from ._chains import IMAGE_DEFAULT, PRESETS, CodecChain, resolve_codecs
+from ._errors import CodecError
+
+__all__ = [
+    "IMAGE_DEFAULT",
+    "PRESETS",
+    "CodecChain",
+    "CodecError",
+    "resolve_codecs",
+]

@@ -1,0 +1,16 @@
+"""The error the codec subpackage raises."""
+
+from __future__ import annotations
+
+from .._errors import BlueskyZarrError
+
+__all__ = ["CodecError"]
+
+
+class CodecError(BlueskyZarrError, ValueError):
+    """A codec choice does not fit its data, or a stored chunk does not decode.
+
+    Raised before anything is written when a choice names an unknown preset, holds a malformed
+    codec description, or combines codecs that cannot encode the array's data type; raised on
+    read when a chunk is corrupt (a checksum that does not match, a size that does not fit).
+    """
