@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BlueskyZarrError",
+    "ConfigurationError",
     "DocumentError",
     "StoreExistsError",
     "UnsafePathError",
@@ -18,6 +19,13 @@ __all__ = [
 
 class BlueskyZarrError(Exception):
     """The root of every error raised by bluesky-zarr."""
+
+
+class ConfigurationError(BlueskyZarrError, ValueError):
+    """A writer was asked for something it cannot do (a chunk shape that does not fit, an unknown codec).
+
+    Raised before anything of the affected run or array is written.
+    """
 
 
 class DocumentError(BlueskyZarrError, ValueError):

@@ -27,8 +27,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._chunking import FRAME_BYTES, ZarrOptions, event_chunks, resolve_chunks, resolve_shards
 from ._encoding import JSONValue, to_json
 from ._errors import DocumentError
+from .codecs import IMAGE_DEFAULT, CodecChain, resolve_codecs
 
 __all__ = [
     "ArraySpec",
@@ -45,11 +47,6 @@ EVENT_DIM = "time"
 
 OVERFLOW_GROUP = "overflow"
 TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
-
-FRAME_BYTES = 64 * 1024
-"""Readings of at least this many bytes (camera frames) get one reading per chunk."""
-TARGET_CHUNK_BYTES = 1024 * 1024
-"""Smaller readings are gathered into chunks of about this many bytes."""
 
 Role = Literal["data", "readback", "setpoint", "time", "seq_num", "written"]
 
@@ -121,6 +118,10 @@ class ArraySpec:
     data_key: str | None = None
     values: np.ndarray | None = field(default=None, compare=False)
     """Values known from the documents alone (setpoint coordinates), written when created."""
+    codecs: CodecChain | None = None
+    """How each chunk is encoded; ``None`` is the plain serializer alone."""
+    shards: tuple[int, ...] | None = None
+    """The shape of one shard (a multiple of ``chunks``), or ``None`` when chunks are objects."""
 
     @property
     def event_ndim(self) -> int:
@@ -308,24 +309,6 @@ def _reading_nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
     return max(1, itemsize * math.prod(shape))
 
 
-def event_chunks(event_shape: tuple[int, ...], reading_nbytes: int) -> tuple[int, ...]:
-    """Chunk sizes along the event dimensions: one big reading per chunk, small ones gathered.
-
-    Along a growing ``time`` dimension (event shape ``(0,)``) the chunk holds as many readings as
-    fit; on a grid, readings fill the chunk from the innermost dimension outwards.
-    """
-    per_chunk = 1 if reading_nbytes >= FRAME_BYTES else max(1, TARGET_CHUNK_BYTES // reading_nbytes)
-    if event_shape == (0,):
-        return (per_chunk,)
-    chunks = [1] * len(event_shape)
-    for axis in reversed(range(len(event_shape))):
-        chunks[axis] = max(1, min(event_shape[axis], per_chunk))
-        per_chunk //= event_shape[axis]
-        if per_chunk < 1:
-            break
-    return tuple(chunks)
-
-
 def _array(
     name: str,
     role: Role,
@@ -336,19 +319,39 @@ def _array(
     dtype: np.dtype[Any],
     attrs: dict[str, JSONValue],
     data_key: str | None = None,
+    options: ZarrOptions | None = None,
+    where: str = "",
 ) -> ArraySpec:
-    chunks = event_chunks(event_shape, _reading_nbytes(dtype, reading_shape)) + reading_shape
+    """One array; ``options`` (for data keys) may change its codecs, chunks and shards."""
+    dims, shape = layout_dims + reading_dims, event_shape + reading_shape
+    reading_nbytes = _reading_nbytes(dtype, reading_shape)
+    chunks = tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes) + reading_shape)
+    codecs, shards = None, None
+    if data_key is not None:
+        where = f"{where}, data key {data_key!r}"
+        options = options or ZarrOptions()
+        chunks = resolve_chunks(options.chunks.get(data_key), dims, shape, chunks, where=where)
+        chunk_nbytes = _reading_nbytes(dtype, chunks[len(event_shape) :]) * math.prod(
+            chunks[: len(event_shape)]
+        )
+        shards = resolve_shards(
+            options.shards.get(data_key), dims, shape, chunks, chunk_nbytes, len(reading_shape), where=where
+        )
+        default = IMAGE_DEFAULT if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else None
+        codecs = resolve_codecs(options.codecs.get(data_key, default), dtype, where=where)
     return ArraySpec(
         name=name,
         role=role,
-        dims=layout_dims + reading_dims,
-        shape=event_shape + reading_shape,
-        chunks=tuple(max(1, c) for c in chunks),
+        dims=dims,
+        shape=shape,
+        chunks=chunks,
         dtype=dtype,
         fill_value=_fill_value(dtype),
         attrs=attrs,
         reading_shape=reading_shape,
         data_key=data_key,
+        codecs=codecs,
+        shards=shards,
     )
 
 
@@ -376,11 +379,13 @@ def stream_layout(
     layout_dims: tuple[str, ...] | None = None,
     event_shape: tuple[int, ...] | None = None,
     name: str | None = None,
+    options: ZarrOptions | None = None,
 ) -> StreamLayout:
     """The layout of one stream from its start document and all its descriptors so far.
 
     ``grid`` places the stream on the scan's grid (pass ``grid_from_start(start)`` for the streams
-    it names); without it the stream grows along ``time``.
+    it names); without it the stream grows along ``time``. ``options`` are the user's codecs,
+    chunks and shards per data key.
     """
     stream = name or str(descriptors[0].get("name", "primary"))
     uid = start.get("uid", "<no uid>")
@@ -438,8 +443,9 @@ def stream_layout(
                 attrs["units"] = to_json(data_key["units"])
             role: Role = "readback" if (key in readbacks or key in motor_fields) else "data"
             arrays[array_name] = _array(
-                array_name, role, layout_dims, event_shape, reading_dims, reading_shape, dtype, attrs, key
-            )
+                array_name, role, layout_dims, event_shape, reading_dims, reading_shape, dtype, attrs, key,
+                options, f"run {uid}, stream {stream!r}",
+            )  # fmt: skip
             keys[key] = array_name
             if data_key.get("external"):
                 external[key] = str(data_key["external"])
@@ -490,16 +496,20 @@ def _check_same(array: ArraySpec, key: str, data_key: Mapping[str, Any], stream:
 
 
 def overflow_layout(layout: StreamLayout) -> StreamLayout:
-    """The 1-D layout of the events of a grid stream that do not fit its grid (or were superseded)."""
+    """The 1-D layout of the events of a grid stream that do not fit its grid (or were superseded).
+
+    Each array keeps its codecs; chunks are the defaults along ``time``, without shards.
+    """
     arrays: dict[str, ArraySpec] = {}
     for spec in layout.arrays.values():
         if spec.role in {"setpoint", "written"}:
             continue
         reading_dims = spec.dims[spec.event_ndim :]
-        arrays[spec.name] = _array(
+        overflow = _array(
             spec.name, spec.role, (EVENT_DIM,), (0,), reading_dims, spec.reading_shape, spec.dtype,
-            spec.attrs, spec.data_key,
+            spec.attrs,
         )  # fmt: skip
+        arrays[spec.name] = replace(overflow, data_key=spec.data_key, codecs=spec.codecs)
     return StreamLayout(
         name=OVERFLOW_GROUP, grid=None, arrays=arrays, keys=dict(layout.keys), descriptors=layout.descriptors,
         external=dict(layout.external),

@@ -44,6 +44,17 @@ class LocalStorage:
         except OSError as err:
             raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
 
+    def local_path(self, key: str) -> Path:
+        """The file of ``key``, for writers that fill one object in place (shards); its folder exists."""
+        path = self._path(key)
+        if path.parent not in self._made:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise WriteError(err.errno, f"cannot create {path.parent}: {err.strerror or err}") from err
+            self._made.add(path.parent)
+        return path
+
     def get(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()

@@ -19,7 +19,8 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.group import GroupMetadata
 from zarr.errors import ZarrUserWarning
 
-from ._chunks import ArrayWriter, array_metadata
+from ._array_writer import ArrayWriter, array_metadata
+from ._chunking import ChunkRequest, ShardRequest, ZarrOptions
 from ._encoding import to_json
 from ._errors import DocumentError
 from ._layout import (
@@ -87,6 +88,9 @@ class _Stream:
         """Events a reader sees: the length in the arrays' metadata."""
         self.grid: Grid | None = layout.grid
         self.written = np.zeros(self.grid.shape, dtype=bool) if self.grid is not None else None
+        """Grid points that received an event."""
+        self.written_on_disk = self.written.copy() if self.written is not None else None
+        """The ``written`` mask as stored: points whose every array is on disk."""
         self.overflow: _Stream | None = None
         self.superseded = 0
         self._attrs_dirty = True
@@ -102,7 +106,7 @@ class _Stream:
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
             self.storage.put(f"{key}/zarr.json", array_metadata(spec, shape))
-            writer = ArrayWriter(self.storage, key, spec, defer=spec.role == "written")
+            writer = ArrayWriter(self.storage, key, spec)
             if spec.values is not None:
                 writer.write(np.arange(len(spec.values))[:, np.newaxis], spec.values)
                 writer.flush()
@@ -170,8 +174,6 @@ class _Stream:
             self.arrays[name].write(index, _readings(spec, _select(raw, rows), n, where))
         self.arrays[TIME].write(index, np.asarray(_select(page["time"], rows), dtype="float64"))
         self.arrays[SEQ_NUM].write(index, np.asarray(_select(page["seq_num"], rows), dtype="int64"))
-        if WRITTEN in self.arrays:
-            self.arrays[WRITTEN].write(index, np.ones(n, dtype=bool))
 
     def _overflow_stream(self) -> _Stream:
         if self.overflow is None:
@@ -203,23 +205,40 @@ class _Stream:
 
     # --- making it visible ------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
+        """Data first, then the shapes that show it, then the mask that vouches for it, then attrs."""
         for name, writer in self.arrays.items():
             if name != WRITTEN:
-                writer.flush()
-        if self.grid is None and self.length != self.visible_length:
-            self.visible_length = self.length
-            for name, writer in self.arrays.items():
-                self.storage.put(
-                    f"{self.path}/{name}/zarr.json", array_metadata(writer.spec, self._grown(writer.spec))
-                )
+                writer.flush(final=final)
+        if self.grid is None:
+            on_disk = [n for w in self.arrays.values() if (n := w.written_length()) is not None]
+            length = min([self.length, *on_disk])
+            if length != self.visible_length:
+                self.visible_length = length
+                for name, writer in self.arrays.items():
+                    self.storage.put(
+                        f"{self.path}/{name}/zarr.json", array_metadata(writer.spec, self._grown(writer.spec))
+                    )
         if WRITTEN in self.arrays:
-            self.arrays[WRITTEN].flush()
+            self._flush_written(final)
         if self.overflow is not None:
-            self.overflow.flush()
+            self.overflow.flush(final=final)
         if self._attrs_dirty:
             self.storage.put(f"{self.path}/zarr.json", _group_json(self.attrs()))
             self._attrs_dirty = False
+
+    def _flush_written(self, final: bool) -> None:
+        """Store the ``written`` mask: points that got an event, less those still held in memory."""
+        assert self.written is not None and self.written_on_disk is not None
+        mask = self.written.copy()
+        for name, writer in self.arrays.items():
+            if name != WRITTEN:
+                writer.unwritten(mask)
+        changed = mask != self.written_on_disk
+        if changed.any():
+            self.arrays[WRITTEN].write(np.argwhere(changed), mask[changed])
+            self.written_on_disk = mask
+        self.arrays[WRITTEN].flush(final=final)
 
     def attrs(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -247,8 +266,18 @@ def _select(values: Any, rows: Any) -> Any:
 class ZarrRun(event_model.DocumentRouter):
     """Writes the documents of one run into the store at ``path``."""
 
-    def __init__(self, path: Path, start: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        start: Mapping[str, Any],
+        *,
+        overwrite: bool = False,
+        codecs: Mapping[str, Any] | None = None,
+        chunks: Mapping[str, ChunkRequest] | None = None,
+        shards: Mapping[str, ShardRequest] | None = None,
+    ) -> None:
         super().__init__()
+        self.options = ZarrOptions(codecs or {}, chunks or {}, shards or {})
         self.path = path
         self.uid = str(start.get("uid"))
         self.storage = LocalStorage(path)
@@ -278,7 +307,7 @@ class ZarrRun(event_model.DocumentRouter):
         self._stream_of[doc["uid"]] = name
         earlier = self.streams[name].layout.descriptors if name in self.streams else ()
         grid = self.grid if self.grid is not None and name in self.grid.streams else None
-        layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name)
+        layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name, options=self.options)
         if name in self.streams:
             self.streams[name].update_layout(layout)
         else:
@@ -300,9 +329,9 @@ class ZarrRun(event_model.DocumentRouter):
             "this writer cannot copy yet; write such runs with a writer that keeps the detector's own files"
         )
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
         for stream in self.streams.values():
-            stream.flush()
+            stream.flush(final=final)
 
     def stop(self, doc: Any) -> None:
         self.stop_doc = doc
@@ -317,7 +346,7 @@ class ZarrRun(event_model.DocumentRouter):
         A run whose writing failed anywhere is marked ``"fail"`` whatever the RunEngine said, so
         that its status never promises more than the store holds; ``errors`` says what failed.
         """
-        self.flush()
+        self.flush(final=True)
         self.status = "fail" if self.errors else status
         self._write_root()
         with warnings.catch_warnings():  # zarr-python's note that consolidation is its own extension

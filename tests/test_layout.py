@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ophyd.sim import SynAxis
 
 from bluesky_zarr import DocumentError
-from bluesky_zarr._layout import Grid, GridAxis, event_chunks, grid_from_start, stream_layout
+from bluesky_zarr._layout import Grid, GridAxis, grid_from_start, stream_layout
 
 
 @given(
@@ -98,12 +98,6 @@ def test_frames_get_one_reading_per_chunk_and_scalars_are_gathered():
     assert cam.dtype == np.dtype("<u2") and cam.fill_value == 0
     assert power.chunks == (10, 5) and power.attrs["units"] == "mW" and np.isnan(power.fill_value)
     assert {"time", "seq_num", "written"} <= set(layout.arrays)
-
-
-def test_event_chunks_fill_from_the_innermost_dimension():
-    assert event_chunks((1000, 1000), 8) == (131, 1000)
-    assert event_chunks((0,), 8) == (131072,)
-    assert event_chunks((4, 4), 256 * 256 * 2) == (1, 1)
 
 
 def test_default_dimension_names_never_collide_between_sizes():
