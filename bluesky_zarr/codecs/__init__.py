@@ -3,19 +3,23 @@ the Anscombe codec for photon-counting cameras.
 
 :func:`resolve_codecs` turns a user's choice into a :class:`CodecChain` (the ``zarr.json`` codec
 list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 array->array codec
-registered with zarr-python under the name ``bluesky_zarr.anscombe`` (through the ``zarr.codecs``
-entry point, so stock readers decode it without importing this package first).
+registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also through the
+``zarr.codecs`` entry point, so stock readers decode it without importing this package first).
 """
 
 from __future__ import annotations
 
+from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
 from ._chains import IMAGE_DEFAULT, PRESETS, CodecChain, resolve_codecs
 from ._errors import CodecError
 
 __all__ = [
     "IMAGE_DEFAULT",
     "PRESETS",
+    "AnscombeCodec",
+    "AnscombeParameters",
     "CodecChain",
     "CodecError",
+    "estimate_anscombe_parameters",
     "resolve_codecs",
 ]

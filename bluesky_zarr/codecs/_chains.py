@@ -36,6 +36,7 @@ from zarr.core.dtype import parse_data_type
 from zarr.registry import get_codec_class
 
 from . import _blosc
+from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
 
 __all__ = ["IMAGE_DEFAULT", "PRESETS", "CodecChain", "SyncArrayCodec", "is_text", "resolve_codecs"]
@@ -57,7 +58,7 @@ PRESETS: Final[Mapping[str, str]] = {
 _LEVELS: Final[dict[str, int]] = {"blosc-lz4": 5, "blosc-zstd": 3, "blosc-zlib": 3, "zstd": 3, "gzip": 1}
 _SUPPORTED: Final = (
     "transpose",
-    "bluesky_zarr.anscombe",
+    CODEC_NAME,
     "bytes",
     "vlen-utf8",
     "blosc",
@@ -154,12 +155,9 @@ def _from_dict(item: Mapping[str, Any] | str, where: str) -> Codec:
                 else ""
             )
         )
-    if name == "bluesky_zarr.anscombe":
-        from ._anscombe import AnscombeCodec  # here: _anscombe imports this module
-
-        cls: type[Codec] = AnscombeCodec
-    else:
-        cls = get_codec_class(name)
+    data.setdefault("configuration", {})  # zarr-python wants one for some codecs, even if empty
+    # ours by class, so that a package not installed (no entry point) still finds it
+    cls: type[Codec] = AnscombeCodec if name == CODEC_NAME else get_codec_class(name)
     try:
         return cls.from_dict(data)
     except CodecError as error:
