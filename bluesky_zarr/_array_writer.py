@@ -141,6 +141,7 @@ class ArrayWriter:
         self._open: dict[tuple[int, ...], _Block] = {}
         self._stored: set[tuple[int, ...]] = set()
         self._shards: dict[tuple[int, ...], ShardFile] = {}
+        self._closed_shards: set[tuple[int, ...]] = set()
         self._per_shard = (
             tuple(s // c for s, c in zip(spec.shards, spec.chunks, strict=True)) if spec.shards else None
         )
@@ -215,7 +216,11 @@ class ArrayWriter:
                 for s, k, n in zip(key, self._per_shard, chunks_along, strict=True)
             )
             path = self.storage.local_path(self._chunk_key(key))
-            shard = self._shards[key] = ShardFile(path, self._per_shard, expected)
+            if key in self._closed_shards:  # a point of a finished shard comes again
+                shard = ShardFile.reopen(path, self._per_shard, expected)
+            else:
+                shard = ShardFile(path, self._per_shard, expected)
+            self._shards[key] = shard
         return shard
 
     def _close_complete_shards(self, everything: bool) -> None:
@@ -223,6 +228,7 @@ class ArrayWriter:
             if everything or shard.complete:
                 shard.close()
                 del self._shards[key]
+                self._closed_shards.add(key)
             else:
                 shard.publish()
 

@@ -57,6 +57,25 @@ class ShardFile:
         self._changed = False
         self.added: set[tuple[int, ...]] = set()
 
+    @classmethod
+    def reopen(cls, path: Path, chunks_per_shard: tuple[int, ...], expected: int) -> ShardFile:
+        """A shard closed earlier, opened again to take more chunks (a point measured again)."""
+        shard = cls(path, chunks_per_shard, expected)
+        with shard._writing():
+            fd = os.open(path, os.O_RDWR)
+            raw = os.pread(fd, shard.index.nbytes, 0)
+            shard._end = os.fstat(fd).st_size
+        shard._fd = fd
+        shard.index[...] = np.frombuffer(raw, dtype="<u8").reshape(shard.index.shape)
+        shard.added = {
+            local for local in np.ndindex(shard.index.shape[:-1]) if shard.index[local][0] != _MISSING
+        }
+        shard._dead = (
+            shard._end - shard.index_nbytes - int(shard.index[..., 1][shard.index[..., 0] != _MISSING].sum())
+        )
+        shard._published = True
+        return shard
+
     @property
     def complete(self) -> bool:
         return len(self.added) >= self.expected
