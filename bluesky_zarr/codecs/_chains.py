@@ -403,10 +403,19 @@ class CodecChain:
     _steps: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        filters = tuple(c for c in self.codecs if _kind(c) == 0)
+        # what each filter does and the dtype it leaves, worked out once rather than per chunk
+        filters: list[tuple[bool, Any, np.dtype[Any], np.dtype[Any]]] = []
+        dtype = self.dtype
+        for codec in (c for c in self.codecs if _kind(c) == 0):
+            synchronous = isinstance(codec, SyncArrayCodec)
+            encoded = dtype
+            if synchronous:
+                encoded = codec.resolve_metadata(_spec(dtype, 1)).dtype.to_native_dtype()
+            filters.append((synchronous, codec, dtype, encoded))
+            dtype = encoded
         compressors = tuple(c for c in self.codecs if _kind(c) == 2)
         byte_steps = tuple(_bytes_steps(c, self.blosc_threads, self.where) for c in compressors)
-        object.__setattr__(self, "_steps", (filters, byte_steps))
+        object.__setattr__(self, "_steps", (tuple(filters), byte_steps))
 
     @property
     def filters(self) -> tuple[ArrayArrayCodec, ...]:
@@ -449,12 +458,8 @@ class CodecChain:
         else:
             if array.dtype != self.dtype:
                 array = array.astype(self.dtype)
-            for codec in filters:
-                array = (
-                    codec.encode_array(array)
-                    if isinstance(codec, SyncArrayCodec)
-                    else array.transpose(codec.order)
-                )
+            for synchronous, codec, _, _ in filters:
+                array = codec.encode_array(array) if synchronous else array.transpose(codec.order)
             little = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
             data = np.ascontiguousarray(array, dtype=little).reshape(-1).view(np.uint8).data
         for encode, _ in byte_steps:
@@ -475,17 +480,13 @@ class CodecChain:
         """
         filters, byte_steps = self._steps
         dtype = np.dtype(dtype)
-        shapes: list[tuple[int, ...]] = [tuple(shape)]
-        dtypes: list[np.dtype[Any]] = [dtype]
-        for codec in filters:
-            if isinstance(codec, SyncArrayCodec):
-                spec = codec.resolve_metadata(_spec(dtypes[-1], len(shapes[-1])))
-                dtypes.append(spec.dtype.to_native_dtype())
-                shapes.append(shapes[-1])
-            else:
-                shapes.append(tuple(shapes[-1][i] for i in codec.order))
-                dtypes.append(dtypes[-1])
-        size = -1 if self.text else int(np.prod(shapes[-1])) * dtypes[-1].itemsize
+        shape = tuple(shape)
+        stored_shape = shape
+        for synchronous, codec, _, _ in filters:
+            if not synchronous:
+                stored_shape = tuple(stored_shape[i] for i in codec.order)
+        encoded = filters[-1][3] if filters else dtype
+        size = -1 if self.text else int(np.prod(stored_shape)) * encoded.itemsize
         buffer: _Bytes | np.ndarray = data
         for index in range(len(byte_steps) - 1, -1, -1):
             buffer = byte_steps[index][1](buffer, size if index == 0 else -1)
@@ -497,12 +498,11 @@ class CodecChain:
             raise CodecError(
                 f"{self.where}: a chunk holds {raw.nbytes} bytes where shape {shape} needs {size}"
             )
-        stored = dtypes[-1].newbyteorder("<") if dtypes[-1].itemsize > 1 else dtypes[-1]
-        array = raw.view(stored).reshape(shapes[-1])
-        for position in range(len(filters) - 1, -1, -1):
-            codec = filters[position]
-            if isinstance(codec, SyncArrayCodec):
-                array = codec.decode_array(array, dtypes[position])
+        stored = encoded.newbyteorder("<") if encoded.itemsize > 1 else encoded
+        array = raw.view(stored).reshape(stored_shape)
+        for synchronous, codec, before, _ in reversed(filters):
+            if synchronous:
+                array = codec.decode_array(array, before)
                 owned = True
             else:
                 array = array.transpose(np.argsort(codec.order))

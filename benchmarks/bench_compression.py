@@ -1,0 +1,253 @@
+"""How small and how fast each codec preset makes camera frames, lossless and with the Anscombe codec.
+
+Frames are simulated with known physics: a static scene of dark background (3 photons), a bright
+spot (up to 600 photons) and a band (150 photons more), Poisson shot noise, a conversion gain of
+1.0 or 2.5 ADU per photon, an offset of 100 ADU, 1.5 ADU of Gaussian read noise, rounded to uint16.
+The scene's photon levels are quantized to 40 values, so that the noise entropy can be computed
+exactly from the frames (see below).
+
+For every method the script prints:
+
+- ``ratio``: raw bytes / stored bytes; ``bits/px``: stored bits per pixel (16 / ratio).
+- ``enc MB/s``, ``dec MB/s``: raw megabytes per second through :meth:`CodecChain.encode` and
+  :meth:`CodecChain.decode`, called one frame at a time on a worker thread (as the writer does),
+  median over repeats; the order of the methods rotates between repeats, so a noisy neighbour on a
+  shared machine does not always land on the same one.
+- ``x memcpy``: that speed as a fraction of a plain copy of the same frames measured in the same
+  run (the baseline: 1.00 would be as fast as copying memory).
+
+Two bounds close each section, as ``ratio`` and ``bits/px``:
+
+- ``noise entropy, counts``: the entropy of a pixel's counts given the scene, ``H(x | level)``,
+  averaged over the frame: the floor for lossless coding, which even a coder that knew the scene
+  exactly could not go below (real coders must also learn the scene from the frame).
+- ``noise entropy, codes``: the same for the Anscombe codes; about ``log2(sqrt(2 pi e) / beta)``
+  = 3.05 bits at beta 0.5, at every signal level above a few photons.
+
+After timing, one frame of every method is written as a chunk of a Zarr array whose ``zarr.json``
+lists the chain's codecs, and read back with zarr-python (untimed), so every figure is of bytes a
+stock reader decodes.
+
+Run ``python benchmarks/bench_compression.py`` (about a minute) or ``--quick`` for a smoke run of a
+few seconds; ``--dir`` chooses where the read-back arrays go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from bluesky_zarr.codecs import AnscombeCodec, CodecChain, resolve_codecs
+
+OFFSET = 100.0
+READ_NOISE = 1.5
+BETA = 0.5
+DTYPE = np.dtype("<u2")
+
+
+@dataclass(frozen=True)
+class Settings:
+    frames: int
+    shape: tuple[int, int]
+    repeats: int
+    gains: tuple[float, ...]
+
+
+FULL = Settings(frames=100, shape=(512, 512), repeats=5, gains=(1.0, 2.5))
+QUICK = Settings(frames=4, shape=(128, 128), repeats=1, gains=(1.0, 2.5))
+
+
+def scene(shape: tuple[int, int]) -> np.ndarray:
+    """Mean photons per pixel, quantized to 40 levels between 1 and 1000."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    ny, nx = shape
+    spot = 600 * np.exp(-((x - nx / 2) ** 2 + (y - ny / 2) ** 2) / (2 * (0.18 * nx) ** 2))
+    photons = 3 + spot + 150 * (x > 0.8 * nx)
+    levels = np.geomspace(1, 1000, 40)
+    return levels[np.abs(np.log(photons)[..., None] - np.log(levels)).argmin(axis=-1)]
+
+
+def simulate(settings: Settings, gain: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``frames`` of counts and the scene (photon level of every pixel)."""
+    rng = np.random.default_rng(seed)
+    photons = scene(settings.shape)
+    shape = (settings.frames, *settings.shape)
+    counts = OFFSET + gain * rng.poisson(photons, shape) + rng.normal(0.0, READ_NOISE, shape)
+    return np.clip(np.rint(counts), 0, np.iinfo(DTYPE).max).astype(DTYPE), photons
+
+
+def noise_entropy(values: np.ndarray, photons: np.ndarray) -> float:
+    """Mean over pixels of the entropy (bits) of a pixel's values given its scene level."""
+    total = 0.0
+    for level in np.unique(photons):
+        mask = photons == level
+        _, counts = np.unique(values[:, mask], return_counts=True)
+        p = counts / counts.sum()
+        total += mask.mean() * float(-(p * np.log2(p)).sum())
+    return total
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    chain: CodecChain | None
+    """None for the baseline (a plain copy)."""
+
+
+def methods(gain: float, threads: int) -> list[Method]:
+    # zero level as the photon-transfer estimate gives it: the offset less read_noise**2 / gain
+    anscombe = AnscombeCodec(zero_level=OFFSET - READ_NOISE**2 / gain, conversion_gain=gain, beta=BETA)
+
+    def chain(choice: Any, blosc_threads: int = threads) -> CodecChain:
+        return resolve_codecs(choice, DTYPE, where="benchmark", blosc_threads=blosc_threads)
+
+    return [
+        Method("memcpy (baseline)", None),
+        Method("none", chain("none")),
+        Method("crc32c", chain("crc32c")),
+        Method("blosc-lz4", chain("blosc-lz4")),
+        Method("blosc-lz4, 1 thread", chain("blosc-lz4", blosc_threads=1)),
+        Method("blosc-lz4+crc32c", chain("blosc-lz4+crc32c")),
+        Method("blosc-zstd", chain("blosc-zstd")),
+        Method("blosc-zlib", chain("blosc-zlib")),
+        Method("zstd", chain("zstd")),
+        Method("gzip", chain("gzip")),
+        Method(
+            "anscombe + blosc lz4", chain([anscombe, BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")])
+        ),
+        Method(
+            "anscombe + blosc zstd",
+            chain([anscombe, BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")]),
+        ),
+        Method("anscombe + zstd", chain([anscombe, ZstdCodec(level=3)])),
+    ]
+
+
+def _time(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def measure(method: Method, frames: np.ndarray, worker: ThreadPoolExecutor) -> tuple[int, float, float]:
+    """Stored bytes, encode seconds and decode seconds for all frames, on the worker thread."""
+    chain = method.chain
+    if chain is None:
+        buffer = np.empty_like(frames[0])
+
+        def copy_all() -> None:
+            for frame in frames:
+                np.copyto(buffer, frame)
+
+        seconds = worker.submit(_time, copy_all).result()
+        return frames.nbytes, seconds, seconds
+    encoded: list[bytes | memoryview] = []
+
+    def encode_all() -> None:
+        encoded.extend(chain.encode(frame) for frame in frames)
+
+    def decode_all() -> None:
+        for data in encoded:
+            chain.decode(data, frames.shape[1:], DTYPE)
+
+    encode_seconds = worker.submit(_time, encode_all).result()
+    decode_seconds = worker.submit(_time, decode_all).result()
+    stored = sum(memoryview(data).nbytes for data in encoded)
+    return stored, encode_seconds, decode_seconds
+
+
+def read_back(method: Method, frame: np.ndarray, directory: Path) -> None:
+    """One frame as a chunk of a zarr array with the chain's codecs, read back with zarr-python."""
+    chain = method.chain
+    if chain is None:
+        return
+    path = directory / method.name.replace(" ", "_").replace(",", "").replace("+", "_")
+    zarr.create_array(
+        zarr.storage.LocalStore(path), shape=frame.shape, chunks=frame.shape, dtype=DTYPE, fill_value=0,
+        filters=chain.filters, serializer=chain.serializer, compressors=chain.compressors,
+    )  # fmt: skip
+    (path / "c" / "0").mkdir(parents=True)
+    (path / "c" / "0" / "0").write_bytes(bytes(chain.encode(frame)))
+    expected = chain.decode(chain.encode(frame), frame.shape, DTYPE)
+    if not np.array_equal(zarr.open_array(path, mode="r")[...], expected):
+        raise SystemExit(f"zarr-python reads {method.name} differently from CodecChain.decode")
+
+
+def run_gain(
+    settings: Settings, gain: float, directory: Path, worker: ThreadPoolExecutor, threads: int
+) -> None:
+    frames, photons = simulate(settings, gain)
+    chosen = methods(gain, threads)
+    raw_mb = frames.nbytes / 1e6
+    results: dict[str, list[tuple[int, float, float]]] = {m.name: [] for m in chosen}
+    for repeat in range(settings.repeats):
+        shift = repeat % len(chosen)
+        for method in chosen[shift:] + chosen[:shift]:
+            results[method.name].append(measure(method, frames, worker))
+    for method in chosen:
+        read_back(method, frames[0], directory / f"gain_{gain}")
+
+    pixels = frames.size
+    print(
+        f"\ngain {gain} ADU/photon, offset {OFFSET:.0f} ADU, read noise {READ_NOISE} ADU: {settings.frames} "
+        f"frames {settings.shape[0]}x{settings.shape[1]} uint16 ({raw_mb:.1f} MB), blosc threads {threads}, "
+        f"median of {settings.repeats}"
+    )
+    columns = ("ratio", "bits/px", "enc MB/s", "dec MB/s", "enc x memcpy", "dec x memcpy")
+    header = f"{'method':<28}" + "".join(f"{c:>13}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    base_encode = statistics.median(r[1] for r in results[chosen[0].name])
+    for method in chosen:
+        stored = results[method.name][0][0]
+        encode = statistics.median(r[1] for r in results[method.name])
+        decode = statistics.median(r[2] for r in results[method.name])
+        figures = (frames.nbytes / stored, 8 * stored / pixels, raw_mb / encode, raw_mb / decode)
+        print(
+            f"{method.name:<28}"
+            + "".join(f"{f:>13.2f}" for f in figures[:2])
+            + "".join(f"{f:>13.0f}" for f in figures[2:])
+            + f"{base_encode / encode:>13.3f}{base_encode / decode:>13.3f}"
+        )
+    codec = chosen[-1].chain.filters[0]  # type: ignore[union-attr]
+    assert isinstance(codec, AnscombeCodec)
+    counts_bits = noise_entropy(frames, photons)
+    codes_bits = noise_entropy(codec.encode_array(frames), photons)
+    for name, bits in (
+        ("noise entropy, counts", counts_bits),
+        (f"noise entropy, codes b={BETA}", codes_bits),
+    ):
+        print(f"{name:<28}{16 / bits:>13.2f}{bits:>13.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--dir", type=Path, default=None, help="where the read-back arrays go")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    threads = resolve_codecs("blosc-lz4", DTYPE, where="benchmark").blosc_threads
+    with tempfile.TemporaryDirectory(dir=args.dir) as name, ThreadPoolExecutor(1) as worker:
+        for gain in settings.gains:
+            run_gain(settings, gain, Path(name), worker, threads)
+    print(
+        "\nratio: raw bytes / stored bytes; x memcpy: speed / the speed of copying the same frames "
+        "in this run; noise entropy: the floor, what even a coder that knew the scene would need"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
