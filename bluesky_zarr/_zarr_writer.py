@@ -1,18 +1,60 @@
-"""The public Zarr writer: one Zarr v3 store per run."""
+"""The Zarr format: one Zarr v3 store per run, ``<directory>/<prefix>.zarr``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ._writer import RunSink, RunWriter, feed
+from ._chunking import ZarrOptions
+from ._naming import store_path
+from ._writer import Format, RunSink, Writer
 from ._zarr_run import ZarrRun
 
-__all__ = ["ZarrWriter", "export"]
+__all__ = ["Zarr", "ZarrWriter"]
 
 
-class ZarrWriter(RunWriter):
+@dataclass(frozen=True)
+class Zarr(Format):
+    """Each run as one Zarr v3 store, ``<directory>/<prefix>.zarr``, on the scan's grid.
+
+    Parameters
+    ----------
+    data_keys
+        ``"all"``, ``"arrays"``, ``"scalars"`` or a list of data key names.
+    codecs, chunks, shards
+        Per data key: how its chunks are encoded, their shape, and how they are gathered into
+        shards (see the how-to on codecs and chunks). ``None`` keeps the defaults.
+    """
+
+    label: ClassVar[str] = "zarr"
+
+    codecs: Mapping[str, Any] | None = None
+    chunks: Mapping[str, Any] | None = None
+    shards: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ZarrOptions(self.codecs or {}, self.chunks or {}, self.shards or {})  # the forms, checked now
+
+    def output_path(self, directory: Path, prefix: str) -> Path:
+        return store_path(directory, prefix, ".zarr")
+
+    def open(
+        self, path: Path, start: Mapping[str, Any], *, overwrite: bool, artifacts: list[Path]
+    ) -> RunSink:
+        options = {
+            name: value
+            for name, value in (("codecs", self.codecs), ("chunks", self.chunks), ("shards", self.shards))
+            if value is not None
+        }
+        run = ZarrRun(path, start, overwrite=overwrite, **options)
+        artifacts.append(path)
+        return run
+
+
+class ZarrWriter(Writer):
     """A bluesky callback that writes each run into a Zarr v3 store, ``<directory>/<prefix>.zarr``.
 
     Subscribe it to a RunEngine (``RE.subscribe(ZarrWriter("data/"))``), a
@@ -20,10 +62,16 @@ class ZarrWriter(RunWriter):
     disk: documents go through a bounded buffer to a writer thread. Grid scans (``shape`` in the
     start document) are stored on their grid; other streams grow along ``time``.
 
+    ``ZarrWriter(directory, ...)`` is ``Writer(directory, Zarr(...), ...)``.
+
     Parameters
     ----------
     directory
         Where the stores go; created if missing.
+    codecs, chunks, shards
+        Per data key: codecs, chunk shapes and shard shapes (``None``: the defaults).
+    data_keys
+        Which data keys to write: ``"all"``, ``"arrays"``, ``"scalars"`` or a list of names.
     file_prefix
         ``str.format`` template filled from the start document, e.g. ``"{start[scan_id]}-"``.
         A value from the metadata that would leave ``directory`` is refused.
@@ -39,30 +87,29 @@ class ZarrWriter(RunWriter):
         Seconds between making partial chunks and grown arrays visible to readers.
     """
 
-    suffix = ".zarr"
-    artifact_label = "zarr"
-
-    def _open_run(self, path: Path, start: Mapping[str, Any]) -> RunSink:
-        return ZarrRun(path, start, overwrite=self.overwrite)
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        codecs: Mapping[str, Any] | None = None,
+        chunks: Mapping[str, Any] | None = None,
+        shards: Mapping[str, Any] | None = None,
+        data_keys: Any = "all",
+        file_prefix: str = "{start[uid]}",
+        overwrite: bool = False,
+        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+        buffer_bytes: int = 512 * 1024**2,
+        flush_interval: float = 1.0,
+    ) -> None:
+        super().__init__(
+            directory,
+            Zarr(data_keys=data_keys, codecs=codecs, chunks=chunks, shards=shards),
+            file_prefix=file_prefix,
+            overwrite=overwrite,
+            handler_registry=handler_registry,
+            buffer_bytes=buffer_bytes,
+            flush_interval=flush_interval,
+        )
 
     def __repr__(self) -> str:
         return f"ZarrWriter({str(self.directory)!r}, file_prefix={self.file_prefix!r})"
-
-
-def export(
-    documents: Iterable[tuple[str, Any]],
-    directory: str | Path,
-    file_prefix: str = "{start[uid]}",
-    *,
-    overwrite: bool = False,
-    handler_registry: Mapping[str, Callable[..., Any]] | None = None,
-) -> dict[str, list[Path]]:
-    """Write existing ``(name, doc)`` pairs (a databroker run, a document file) to Zarr stores.
-
-    The suitcase convention: returns the artifacts, ``{"zarr": [path, ...]}``, one store per run.
-    """
-    with ZarrWriter(
-        directory, file_prefix=file_prefix, overwrite=overwrite, handler_registry=handler_registry
-    ) as writer:
-        feed(writer, documents)
-    return writer.artifacts

@@ -1,0 +1,113 @@
+"""Read tables back with stock readers only (pyarrow, polars, pandas): never with our own code.
+
+Each reader's view of a table is turned into plain numpy per column, so one check compares all
+three with the documents: values, dtypes and, for tensor columns, shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass
+class Views:
+    """One table as the three readers give it."""
+
+    arrow: pa.Table
+    polars: pl.DataFrame
+    pandas: pd.DataFrame
+
+    @property
+    def num_rows(self) -> int:
+        assert self.arrow.num_rows == self.polars.height == len(self.pandas)
+        return self.arrow.num_rows
+
+    def columns(self, name: str) -> dict[str, np.ndarray]:
+        """A column as numpy, by reader; tensor columns come back as ``(rows, *shape)``."""
+        return {
+            "pyarrow": arrow_column(self.arrow, name),
+            "polars": polars_column(self.polars, name),
+            "pandas": pandas_column(self.pandas, name, self.arrow.schema.field(name).type),
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        return schema_metadata(self.arrow.schema)
+
+
+def read_parquet(path: Path) -> Views:
+    return Views(pq.read_table(path), pl.read_parquet(path), pd.read_parquet(path))
+
+
+def read_arrows(path: Path) -> Views:
+    """An Arrow IPC stream file: pyarrow, polars' own IPC stream reader, and pandas via pyarrow."""
+    with pa.ipc.open_stream(path) as reader:
+        table = reader.read_all()
+    with pa.ipc.open_stream(path) as reader:
+        frame = reader.read_pandas()
+    return Views(table, pl.read_ipc_stream(path), frame)
+
+
+def read_any(path: Path) -> Views:
+    return read_parquet(path) if path.suffix == ".parquet" else read_arrows(path)
+
+
+def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """Schema metadata, every value parsed as strict JSON (pyarrow's own ``ARROW:schema`` left out)."""
+    return {
+        key.decode(): json.loads(raw, parse_constant=_no_constants)
+        for key, raw in (schema.metadata or {}).items()
+        if not key.startswith(b"ARROW:")
+    }
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"metadata holds the non-JSON constant {name}")
+
+
+def batches_with_metadata(path: Path) -> list[tuple[pa.RecordBatch, dict[str, Any]]]:
+    """Every batch of an Arrow IPC stream file with its custom metadata, JSON values parsed."""
+    out = []
+    with pa.ipc.open_stream(path) as reader:
+        while True:
+            try:
+                batch, custom = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            decoded = {
+                k.decode(): json.loads(v, parse_constant=_no_constants) for k, v in (custom or {}).items()
+            }
+            out.append((batch, decoded))
+    return out
+
+
+def arrow_column(table: pa.Table, name: str) -> np.ndarray:
+    column = table.column(name).combine_chunks()
+    if isinstance(column.type, pa.FixedShapeTensorType):
+        return column.to_numpy_ndarray()
+    return column.to_numpy(zero_copy_only=False)
+
+
+def polars_column(frame: pl.DataFrame, name: str) -> np.ndarray:
+    series = frame[name]
+    if isinstance(series.dtype, pl.Extension):
+        shape = json.loads(series.dtype.ext_metadata())["shape"]
+        flat = series.ext.storage().to_numpy()
+        return flat.reshape(len(series), *shape)
+    return series.to_numpy()
+
+
+def pandas_column(frame: pd.DataFrame, name: str, arrow_type: pa.DataType) -> np.ndarray:
+    series = frame[name]
+    if isinstance(arrow_type, pa.FixedShapeTensorType):
+        # pandas gets one flat numpy array per row; the shape is the column type's
+        return np.stack(series.to_list()).reshape(len(series), *arrow_type.shape)
+    return series.to_numpy()
