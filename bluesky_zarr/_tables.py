@@ -566,6 +566,7 @@ class _Stream:
         self.where = f"run {run.uid}, stream {layout.stream!r}"
         self.flush_rows = self._flush_rows()
         self.failed: list[pa.RecordBatch] = []
+        """batches to write: the new ones, and those whose write failed (when the output retries)"""
         self.output = run.format.output(run, file_name, layout, run.metadata(layout))
 
     def _flush_rows(self) -> int:
@@ -597,8 +598,8 @@ class _Stream:
         if self.rows.n:
             time, seq_num, data, _ = self.rows.take()
             batch, errors = record_batch(self.layout, time, seq_num, data, self.where)
-            if batch.num_rows:
-                self.failed.append(batch)
+            step = self.flush_rows  # a page of many events still makes batches of at most this
+            self.failed += [batch.slice(i, step) for i in range(0, batch.num_rows, step)]
         if self.failed:
             metadata = self.run.metadata(self.layout)
             batches, self.failed = self.failed, []

@@ -509,11 +509,12 @@ class Writer:
     # --- the caller's thread ----------------------------------------------------------------------
 
     def __call__(self, name: str, doc: Any) -> tuple[str, Any]:
-        """Take one document; raises an error that the writer thread met since the last call."""
+        """Take one document; then raise an error that the writer thread met since the last call.
+
+        The document is taken even so: the formats that work go on writing it.
+        """
         if self._closed:
             raise BlueskyZarrError(f"{self!r} is closed; create a new writer for more runs")
-        if self._errors:
-            self._raise_pending()
         if name == "start":
             try:
                 self._claim(doc)
@@ -525,6 +526,7 @@ class Writer:
         self._buffer.put(name, doc, _nbytes(doc))
         if name == "stop":
             self._buffer.join()
+        if self._errors:
             self._raise_pending()
         return name, doc
 

@@ -1,0 +1,158 @@
+"""Parquet is crash safe: a killed writer, a full disk or a missing stop document lose only unflushed rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from bluesky import plans as bp
+from ophyd.sim import det, motor1, motor2
+from stand_ins import FrameCounter
+from tables import read_parquet
+from test_zarr_writer import events
+
+from bluesky_zarr import ParquetWriter, WriteError, finalize_parquet
+
+KILLED_SCAN = textwrap.dedent(
+    """
+    import sys, time
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import det, motor1, motor2
+    from stand_ins import FrameCounter
+    from bluesky_zarr import ParquetWriter
+
+    RE = RunEngine({})
+    RE.subscribe(ParquetWriter(sys.argv[1], file_prefix="crash", flush_interval=0.05))
+
+    def report(name, doc):
+        if name == "event":
+            print(doc["seq_num"], flush=True)
+            time.sleep(0.02)
+
+    RE.subscribe(report)
+    RE(bp.grid_scan([FrameCounter(shape=(16, 16)), det], motor1, 0, 1, 20, motor2, 0, 1, 10))
+    """
+)
+
+
+def test_a_killed_writer_loses_nothing_that_was_flushed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_SCAN, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if int(line) >= 40:
+                break
+        time.sleep(0.3)  # several flush intervals: everything taken so far is in parts
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = tmp_path / "crash"
+    parts = run / "primary.parquet.parts"
+    assert not (run / "primary.parquet").exists()
+    # what a reader sees before anyone finishes the run: every part whole, with polars' own glob
+    before = pl.scan_parquet(parts / "*.parquet").collect()
+    assert before.height >= 40
+    kept = shutil.copytree(parts, tmp_path / "kept-parts")
+
+    assert finalize_parquet(run) == [run / "primary.parquet"]
+    assert not parts.exists()
+    views = read_parquet(run / "primary.parquet")
+    seq = views.polars["seq_num"].to_list()
+    assert seq == list(range(1, len(seq) + 1)) and len(seq) == before.height
+    frames = views.columns("cam")
+    for reader, values in frames.items():  # the camera's first frame is taken at creation
+        np.testing.assert_array_equal(values[:, 0, 0], np.asarray(seq) + 1, err_msg=reader)
+    assert views.pandas["motor2_index"].tolist()[:12] == [*range(10), 0, 1]
+    metadata = views.metadata()
+    assert metadata["status"] == "incomplete" and "stop" not in metadata
+    assert metadata["start"]["plan_name"] == "grid_scan"
+    assert metadata["finalized"]["by"] == "bluesky_zarr.finalize_parquet"
+
+    # a second call has nothing to do; parts left over from a merge that had finished are removed
+    shutil.copytree(kept, parts)
+    assert finalize_parquet(run) == []
+    assert not parts.exists() and read_parquet(run / "primary.parquet").num_rows == len(seq)
+
+
+def test_parts_are_readable_while_the_scan_runs(RE, tmp_path):
+    writer = ParquetWriter(tmp_path, file_prefix="live")
+    seen = []
+
+    def look(name, doc):
+        if name == "event":
+            writer.flush()
+            rows = pl.scan_parquet(tmp_path / "live" / "primary.parquet.parts" / "*.parquet").collect()
+            seen.append(rows["seq_num"].to_list())
+
+    RE.subscribe(writer)
+    RE.subscribe(look)
+    RE(bp.grid_scan([det], motor1, 0, 1, 2, motor2, 0, 1, 2))
+    assert seen == [list(range(1, n + 1)) for n in range(1, 5)]
+    assert read_parquet(tmp_path / "live" / "primary.parquet").num_rows == 4
+    assert not (tmp_path / "live" / "primary.parquet.parts").exists()
+
+
+def test_a_run_without_stop_is_finished_as_incomplete_when_the_writer_closes(record, RE, tmp_path):
+    RE(bp.count([det], 3))
+    writer = ParquetWriter(tmp_path, file_prefix="open")
+    for name, doc in record[:-1]:
+        writer(name, doc)
+    writer.close()
+    views = read_parquet(tmp_path / "open" / "primary.parquet")
+    assert views.num_rows == 3 and views.metadata()["status"] == "incomplete"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs: a disk that fills up (needs the right to mount; skipped without it)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_keeps_earlier_parts_and_says_where(RE, record, small_disk):
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(os.urandom(600 * 1024))  # noise: it does not compress
+    cam = FrameCounter(shape=(64, 64))
+    cam.frame_dtype = "<u2"
+    RE.subscribe(ParquetWriter(small_disk, file_prefix="full", compression="none", batch_rows=2))
+    with pytest.raises(
+        WriteError, match=r"cannot write .*full/primary\.parquet\.parts/part-\d+\.parquet.*No space"
+    ):
+        RE(bp.count([cam, det], 100))
+    parts = small_disk / "full" / "primary.parquet.parts"
+    flushed = sorted(parts.glob("part-*.parquet"))
+    assert 2 < len(flushed) < 50
+    rows = [seq for p in flushed for seq in pq.read_table(p).column("seq_num").to_pylist()]
+    assert rows == list(range(1, len(rows) + 1))  # every part is whole, in order
+    assert not list(parts.glob(".*.partial"))  # the failed write left nothing half-done
+
+    ballast.unlink()  # space again: finish the run from its parts
+    (final,) = finalize_parquet(small_disk / "full")
+    views = read_parquet(final)
+    assert views.polars["seq_num"].to_list() == rows
+    evs = {e["seq_num"]: e for e in events(record)}
+    np.testing.assert_array_equal(
+        views.columns("cam")["pyarrow"], np.stack([evs[s]["data"]["cam"] for s in rows])
+    )
+    assert views.metadata()["status"] in {"fail", "incomplete"}
