@@ -189,7 +189,7 @@ def test_blosc_runs_its_own_threads_when_called_from_a_worker_thread() -> None:
     assert _blosc.THREADED
     chain = resolve_codecs("blosc-zstd", np.dtype("u2"), where="t", blosc_threads=4)
     assert chain.blosc_threads == 4
-    chunk = _chunk(np.dtype("u2"), (1024, 1024))
+    chunk = _chunk(np.dtype("u2"), (2048, 1024))  # 4 MiB: 4 threads (one per MiB at most)
     baseline = _threads_of_this_process()
     done = threading.Event()
     seen: list[int] = []
