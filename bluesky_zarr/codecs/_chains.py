@@ -417,6 +417,14 @@ class CodecChain:
         byte_steps = tuple(_bytes_steps(c, self.blosc_threads, self.where) for c in compressors)
         object.__setattr__(self, "_steps", (tuple(filters), byte_steps))
 
+    def __hash__(self) -> int:
+        # zarr-python's BloscCodec holds a set, so the codecs are hashed by their JSON
+        return hash((self.dtype, repr(self.to_json()), self.where, self.blosc_threads))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the encoders are closures: a copy in another process is made anew from the codecs
+        return (type(self), (self.dtype, self.codecs, self.where, self.blosc_threads))
+
     @property
     def filters(self) -> tuple[ArrayArrayCodec, ...]:
         """The array->array codecs (zarr-python's ``filters=``)."""

@@ -4,6 +4,7 @@ readers (zarr-python, xarray, tensorstore) from an array whose zarr.json lists C
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,15 @@ def test_default_threads_follow_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert resolve_codecs("blosc-lz4", np.dtype("u2"), where="t").blosc_threads == 3
     monkeypatch.delenv("BLOSC_NTHREADS")
     assert 1 <= resolve_codecs("blosc-lz4", np.dtype("u2"), where="t").blosc_threads <= 8
+
+
+def test_chains_hash_and_pickle() -> None:
+    chain = resolve_codecs("blosc-zstd+crc32c", np.dtype("u2"), where="t")
+    assert hash(chain) == hash(resolve_codecs("blosc-zstd+crc32c", np.dtype("u2"), where="t"))
+    copy = pickle.loads(pickle.dumps(chain))
+    assert copy == chain
+    chunk = _chunk(np.dtype("u2"), (20, 20))
+    np.testing.assert_array_equal(copy.decode(chain.encode(chunk), chunk.shape, chunk.dtype), chunk)
 
 
 def test_zarr_json_is_valid_json() -> None:
