@@ -248,14 +248,14 @@ def run_threads(settings: Settings, worker: ThreadPoolExecutor, threads: int) ->
             resolve_codecs(preset, DTYPE, where="b", blosc_threads=n),
         )
         for preset in ("blosc-lz4", "blosc-zstd")
-        for n in sorted({1, threads})
+        for n in sorted({1, max(2, threads)})
     ]
     results: dict[str, list[tuple[int, float, float]]] = {m.name: [] for m in chosen}
     for repeat in range(settings.repeats):
         shift = repeat % len(chosen)
         for method in chosen[shift:] + chosen[:shift]:
             results[method.name].append(measure(method, frames, worker))
-    used = min(threads, max(1, frames[0].nbytes // (1024 * 1024)))
+    used = min(threads, max(1, frames[0].nbytes // (1024 * 1024)))  # what CodecChain does
     print(
         f"\nblosc threads: {count} frames {shape[0]}x{shape[1]} uint16 ({raw_mb:.1f} MB), gain 1; the "
         f"default uses {used} threads on frames of this size; the ratio is of speeds against one thread"

@@ -78,8 +78,9 @@ THREADED: Final[bool] = _FUNCTIONS is not None
 def default_threads() -> int:
     """How many threads blosc uses per chunk unless told otherwise.
 
-    ``BLOSC_NTHREADS`` from the environment (the variable c-blosc itself reads) when it is set,
-    else the CPUs this process may run on, at most 8 (blosc gains little beyond that on one chunk).
+    ``BLOSC_NTHREADS`` from the environment (the variable c-blosc itself reads) when it is set;
+    else one fewer than the CPUs this process may run on (one is left for the RunEngine and the
+    rest of the session), at least 1 and at most 8 (blosc gains little beyond that on one chunk).
     """
     configured = os.environ.get("BLOSC_NTHREADS", "").strip()
     if configured.isdigit() and int(configured) > 0:
@@ -88,7 +89,7 @@ def default_threads() -> int:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         available = os.cpu_count() or 1
-    return max(1, min(available, 8))
+    return max(1, min(available - 1, 8))
 
 
 def _address(array: np.ndarray) -> int:

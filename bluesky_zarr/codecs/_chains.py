@@ -291,8 +291,8 @@ def resolve_codecs(
     where
         What the array is, to begin error messages (e.g. ``"run 1234, data key 'camera_image'"``).
     blosc_threads
-        Threads blosc uses for each chunk; by default ``BLOSC_NTHREADS`` or the available CPUs,
-        at most 8.
+        Threads blosc uses for each chunk (at most one per MiB of chunk); by default
+        ``BLOSC_NTHREADS``, or one fewer than the available CPUs, between 1 and 8.
 
     Returns
     -------
