@@ -200,9 +200,10 @@ def _check_supported(codec: Codec, where: str) -> None:
     known = (BloscCodec, ZstdCodec, GzipCodec, Crc32cCodec, BytesCodec, VLenUTF8Codec, TransposeCodec)
     if isinstance(codec, known) or (isinstance(codec, ArrayArrayCodec) and isinstance(codec, SyncArrayCodec)):
         return
+    sharding = type(codec).__name__ == "ShardingCodec"
     raise CodecError(
         f"{where}: the writer cannot encode with {type(codec).__name__}; use codecs named "
-        f"{', '.join(_SUPPORTED)}"
+        f"{', '.join(_SUPPORTED)}" + (" (sharding is the writer's `shards` option)" if sharding else "")
     )
 
 

@@ -14,7 +14,15 @@ import pytest
 import tensorstore as ts
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
+from zarr.codecs import (
+    BloscCodec,
+    BytesCodec,
+    Crc32cCodec,
+    GzipCodec,
+    ShardingCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
 
 from bluesky_zarr import BlueskyZarrError
 from bluesky_zarr.codecs import IMAGE_DEFAULT, PRESETS, CodecChain, CodecError, _blosc, resolve_codecs
@@ -237,6 +245,7 @@ def test_blosc_frames_are_the_same_with_any_thread_count() -> None:
         ("crc32c+crc32c", "u2", "twice"),
         ([{"name": "lzma"}], "u2", "not one the writer can encode"),
         ([{"name": "sharding_indexed", "configuration": {}}], "u2", "shards"),
+        ([ShardingCodec(chunk_shape=(4,))], "u2", "cannot encode with ShardingCodec.*shards"),
         ([{"configuration": {}}], "u2", "is not a Zarr v3 codec"),
         ([{"name": "zstd", "level": 3}], "u2", "is not a Zarr v3 codec"),
         ([{"name": "zstd", "configuration": 3}], "u2", "must be a mapping"),
