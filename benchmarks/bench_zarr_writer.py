@@ -210,8 +210,18 @@ def time_plain(path: Path, case: ThroughputCase, frames: list[np.ndarray]) -> fl
     return time.perf_counter() - t0
 
 
-def time_writer(directory: Path, docs: Documents) -> float:
-    writer = ZarrWriter(directory, file_prefix="writer")
+WRITER_OPTIONS: dict[str, dict[str, Any]] = {
+    "ZarrWriter": {},
+    "ZarrWriter raw": {"codecs": {DATA_KEY: "none"}},
+    "ZarrWriter raw shards": {"codecs": {DATA_KEY: "none"}, "shards": {DATA_KEY: "auto"}},
+    "ZarrWriter shards": {"shards": {DATA_KEY: "auto"}},
+}
+"""The writer by default (blosc lz4 + bitshuffle, a file per frame), uncompressed, and with shards
+(frames appended to a few open files)."""
+
+
+def time_writer(directory: Path, docs: Documents, options: Mapping[str, Any]) -> float:
+    writer = ZarrWriter(directory, file_prefix="writer", **options)
     t0 = time.perf_counter()
     for name, doc in docs:
         writer(name, doc)
@@ -227,7 +237,7 @@ def time_zarr_python(path: Path, case: ThroughputCase, frames: list[np.ndarray])
     return time.perf_counter() - t0
 
 
-THROUGHPUT_METHODS = ("plain write", "ZarrWriter", "zarr-python")
+THROUGHPUT_METHODS = ("plain write", *WRITER_OPTIONS, "zarr-python")
 
 
 def run_throughput(case: ThroughputCase, work: Path) -> dict[str, list[float]]:
@@ -238,10 +248,10 @@ def run_throughput(case: ThroughputCase, work: Path) -> dict[str, list[float]]:
             if method == "plain write":
                 out = work / "plain.bin"
                 times[method].append(time_plain(out, case, frames))
-            elif method == "ZarrWriter":
+            elif method in WRITER_OPTIONS:
                 docs = compose_documents(case, frames)
                 out = work / "writer.zarr"
-                times[method].append(time_writer(work, docs))
+                times[method].append(time_writer(work, docs, WRITER_OPTIONS[method]))
                 if repeat == 0:
                     check_store(out, case.grid, frames[(case.n_frames - 1) % len(frames)])
             else:

@@ -289,6 +289,8 @@ class ZarrRun(event_model.DocumentRouter):
         self.grid = grid_from_start(start)
         self.streams: dict[str, _Stream] = {}
         self._stream_of: dict[str, str] = {}
+        self._refused: dict[str, int] = {}
+        """descriptor uid -> events not written because the descriptor could not be laid out"""
         self._write_root()
 
     def _write_root(self) -> None:
@@ -304,10 +306,14 @@ class ZarrRun(event_model.DocumentRouter):
 
     def descriptor(self, doc: Any) -> None:
         name = str(doc.get("name", "primary"))
-        self._stream_of[doc["uid"]] = name
         earlier = self.streams[name].layout.descriptors if name in self.streams else ()
         grid = self.grid if self.grid is not None and name in self.grid.streams else None
-        layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name, options=self.options)
+        try:
+            layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name, options=self.options)
+        except Exception:
+            self._refused[doc["uid"]] = 0
+            raise
+        self._stream_of[doc["uid"]] = name
         if name in self.streams:
             self.streams[name].update_layout(layout)
         else:
@@ -316,6 +322,9 @@ class ZarrRun(event_model.DocumentRouter):
 
     def event_page(self, doc: Any) -> Any:
         name = self._stream_of.get(doc["descriptor"])
+        if doc["descriptor"] in self._refused:  # its descriptor's error says why; count, do not repeat
+            self._refused[doc["descriptor"]] += len(doc["seq_num"])
+            return doc
         if name is None:
             raise DocumentError(
                 f"run {self.uid}: event page refers to unknown descriptor {doc['descriptor']}"
@@ -347,6 +356,8 @@ class ZarrRun(event_model.DocumentRouter):
         that its status never promises more than the store holds; ``errors`` says what failed.
         """
         self.flush(final=True)
+        for descriptor, count in self._refused.items():
+            self.errors.append(f"{count} event(s) of descriptor {descriptor} were not written: see above")
         self.status = "fail" if self.errors else status
         self._write_root()
         with warnings.catch_warnings():  # zarr-python's note that consolidation is its own extension
