@@ -19,6 +19,7 @@ from stock import assert_tensorstore_agrees, open_stream, root_attrs, tensorstor
 
 from bluesky_zarr import ConfigurationError, ZarrWriter, _array_writer, propose_chunks
 from bluesky_zarr._chunking import event_chunks
+from bluesky_zarr.codecs import estimate_anscombe_parameters
 
 
 def grid_scan(cam: FrameCounter) -> object:
@@ -318,3 +319,35 @@ def test_a_large_block_being_filled_is_held_back_and_never_marked_written(RE, tm
     assert [int(m.sum()) for m in masks] == [0] * 8 + [3, 6, 9, 12]
     store = next(tmp_path.glob("*.zarr"))
     assert open_stream(store)["written"].values.all()
+
+
+class PhotonCamera(FrameCounter):
+    """Poisson frames of a smooth scene: offset 100 counts, 2 counts per photon."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(1)
+        self.scene = np.linspace(5, 400, FRAME[0] * FRAME[1]).reshape(FRAME)
+        super().__init__(shape=FRAME)
+
+    def _frame(self) -> np.ndarray:
+        return self.series(1)[0]
+
+    def series(self, n: int) -> np.ndarray:
+        return (100 + 2 * self.rng.poisson(self.scene, size=(n, *FRAME))).astype("<u2")
+
+
+def test_anscombe_frames_through_the_writer_read_back_within_the_bound(RE, record, tmp_path):
+    """Parameters estimated from a series of frames, then frames encoded by the writer."""
+    cam = PhotonCamera()
+    parameters = estimate_anscombe_parameters(cam.series(8))
+    assert parameters.conversion_gain == pytest.approx(2.0, rel=0.1)
+    codecs = [parameters.codec(beta=0.5), {"name": "zstd", "configuration": {"level": 3, "checksum": False}}]
+    RE.subscribe(ZarrWriter(tmp_path, codecs={"cam": codecs}))
+    (uid,) = RE(grid_scan(cam))
+    stored = open_stream(tmp_path / f"{uid}.zarr")["cam"].values.reshape(12, *FRAME).astype(float)
+    taken = np.stack([d["data"]["cam"] for n, d in record if n == "event"]).astype(float)
+    # half a quantization step (beta / 2 noise sigma, in counts) plus rounding to whole counts
+    gain, photons = parameters.conversion_gain, (taken - parameters.zero_level) / parameters.conversion_gain
+    bound = gain * (0.25 * np.sqrt(np.abs(photons) + 3 / 8) + 0.5**2 / 16) + 0.5
+    assert np.all(np.abs(stored - taken) <= bound + 1e-9)
+    assert np.abs(stored - taken).mean() > 0  # lossy indeed
