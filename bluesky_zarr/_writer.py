@@ -158,8 +158,9 @@ class _Buffer:
             self._items.append((name, doc, nbytes))
             self._bytes += nbytes
             self._unfinished += 1
-            if self._taker_waits:
-                self._cond.notify_all()
+            if self._taker_waits:  # once: the taker takes everything when it wakes
+                self._taker_waits = False
+                self._cond.notify()
 
     def take(self, timeout: float, limit: int) -> list[tuple[str, Any, int]]:
         """Up to ``limit`` waiting items, oldest first; waits up to ``timeout`` for the first."""
@@ -212,6 +213,8 @@ def _nbytes(doc: Any) -> int:
 _FLUSH, _CLOSE = "__flush__", "__close__"
 _PAGE_EVENTS = 4096
 """At most this many waiting events of one descriptor become one page."""
+_PAGE_PAGES = 64
+"""At most this many waiting event pages of one descriptor become one page."""
 
 
 def _page(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -244,6 +247,27 @@ def _page(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     else:
         page["filled"] = {}
     return page
+
+
+def _merge_pages(pages: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Consecutive event pages of one descriptor as one, or ``None`` if their keys differ."""
+    first = pages[0]
+    keys = first["data"].keys()
+    if any(p["data"].keys() != keys for p in pages):
+        return None
+    filled_keys = {k for p in pages for k in p.get("filled") or ()}
+    return {
+        "descriptor": first["descriptor"],
+        "uid": [u for p in pages for u in p["uid"]],
+        "time": [t for p in pages for t in p["time"]],
+        "seq_num": [s for p in pages for s in p["seq_num"]],
+        "data": {k: [v for p in pages for v in p["data"][k]] for k in keys},
+        "timestamps": {},
+        "filled": {
+            k: [f for p in pages for f in (p.get("filled") or {}).get(k, [False] * len(p["seq_num"]))]
+            for k in filled_keys
+        },
+    }
 
 
 # --- one run, all formats -------------------------------------------------------------------------
@@ -299,24 +323,38 @@ class _Run:
         if page is None:
             for event in events:
                 self.send("event", event)
+        else:
+            self.send_merged(page, "event", events)
+
+    def event_pages(self, pages: Sequence[Any]) -> None:
+        """Consecutive event pages of one descriptor, as one page when they share their keys."""
+        if self.external.get(pages[0]["descriptor"]):
+            for doc in pages:
+                filled = self.fill(doc)
+                if filled is not None:
+                    self.send("event_page", filled)
             return
+        page = _merge_pages(pages) if len(pages) > 1 else None
+        if page is None:
+            for doc in pages:
+                self.send("event_page", doc)
+        else:
+            self.send_merged(page, "event_page", pages)
+
+    def send_merged(self, page: Any, name: str, parts: Sequence[Any]) -> None:
+        """Send a page made of several documents; a sink it fails in gets them one by one.
+
+        So a bad reading costs only its own document, and the error names it.
+        """
         for label, sink in self.sinks:
             try:
                 sink("event_page", page)
             except Exception:
-                # a bad reading must cost only its own event, and the error must name it: one by one
-                for event in events:
+                for doc in parts:
                     try:
-                        sink("event", event)
+                        sink(name, doc)
                     except Exception as err:
-                        self.fail(err, "event", label, sink)
-
-    def event_page(self, doc: Any) -> None:
-        if self.external.get(doc["descriptor"]):
-            doc = self.fill(doc)
-            if doc is None:
-                return
-        self.send("event_page", doc)
+                        self.fail(err, name, label, sink)
 
     def fill(self, page: Any) -> Any:
         """Load external data; a spec without a handler passes through unfilled (the sinks say so)."""
@@ -372,14 +410,19 @@ class _Router:
         self.by_descriptor[doc["uid"]] = run
         run.descriptor(doc)
 
-    def events(self, events: Sequence[Any]) -> None:
-        self._run_of(events[0], "descriptor", self.by_descriptor, "event").events(events)
+    def events(self, name: str, docs: Sequence[Any]) -> None:
+        """Consecutive events, or event pages, of one descriptor."""
+        run = self._run_of(docs[0], "descriptor", self.by_descriptor, name)
+        if name == "event":
+            run.events(docs)
+        else:
+            run.event_pages(docs)
 
     def _event(self, doc: Any) -> None:
-        self.events([doc])
+        self.events("event", [doc])
 
     def _event_page(self, doc: Any) -> None:
-        self._run_of(doc, "descriptor", self.by_descriptor, "event_page").event_page(doc)
+        self.events("event_page", [doc])
 
     def _stop(self, doc: Any) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stop")
@@ -496,6 +539,8 @@ class Writer:
         self._taken: set[tuple[str, Path]] = set()
         self._refused: set[str] = set()
         self._refused_descriptors: set[str] = set()
+        self._array_keys: dict[str, tuple[str, ...]] = {}
+        """descriptor uid -> its data keys with array readings, for the buffer's bound"""
         self._router = _Router(self)
         self.artifacts: dict[str, list[Path]] = {f.label: [] for f in self.formats}
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
@@ -523,7 +568,18 @@ class Writer:
                 raise
         elif self._refused and self._is_refused(name, doc):
             return name, doc
-        self._buffer.put(name, doc, _nbytes(doc))
+        if name == "event" and (arrays := self._array_keys.get(doc["descriptor"])) is not None:
+            # the common case costs a dict look-up: a descriptor says which keys hold arrays
+            nbytes = 1024 + sum(getattr(doc["data"].get(k), "nbytes", 0) for k in arrays) if arrays else 1024
+        else:
+            nbytes = _nbytes(doc)
+            if name == "descriptor":
+                self._array_keys[doc["uid"]] = tuple(
+                    k
+                    for k, v in (doc.get("data_keys") or {}).items()
+                    if isinstance(v, Mapping) and v.get("shape")
+                )
+        self._buffer.put(name, doc, nbytes)
         if name == "stop":
             self._buffer.join()
         if self._errors:
@@ -606,16 +662,17 @@ class Writer:
             i, n = 0, len(items)
             while i < n:
                 name, doc, _ = items[i]
-                if name == "event":
+                if name == "event" or name == "event_page":
                     j = i + 1
                     descriptor = doc.get("descriptor")
+                    most = _PAGE_EVENTS if name == "event" else _PAGE_PAGES
                     while (
-                        j < n and j - i < _PAGE_EVENTS and items[j][0] == "event"
+                        j < n and j - i < most and items[j][0] == name
                         and items[j][1].get("descriptor") == descriptor
                     ):  # fmt: skip
                         j += 1
                     try:
-                        self._router.events([item[1] for item in items[i:j]])
+                        self._router.events(name, [item[1] for item in items[i:j]])
                     except Exception as err:  # the router itself: events of no known descriptor
                         self._record(err, _reference(doc), name)
                     i = j

@@ -33,11 +33,18 @@ class Views:
 
     def columns(self, name: str) -> dict[str, np.ndarray]:
         """A column as numpy, by reader; tensor columns come back as ``(rows, *shape)``."""
-        return {
+        field = self.arrow.schema.field(name)
+        columns = {
             "pyarrow": arrow_column(self.arrow, name),
             "polars": polars_column(self.polars, name),
-            "pandas": pandas_column(self.pandas, name, self.arrow.schema.field(name).type),
+            "pandas": pandas_column(self.pandas, name, field.type),
         }
+        if field.metadata and b"shape" in field.metadata:  # booleans, text: flat lists, shape in the field
+            shape = json.loads(field.metadata[b"shape"])
+            columns = {
+                r: np.stack(list(v)).reshape(len(v), *shape) if len(v) else v for r, v in columns.items()
+            }
+        return columns
 
     def metadata(self) -> dict[str, Any]:
         return schema_metadata(self.arrow.schema)
@@ -109,5 +116,7 @@ def pandas_column(frame: pd.DataFrame, name: str, arrow_type: pa.DataType) -> np
     series = frame[name]
     if isinstance(arrow_type, pa.FixedShapeTensorType):
         # pandas gets one flat numpy array per row; the shape is the column type's
+        if not len(series):
+            return np.zeros((0, *arrow_type.shape), dtype=arrow_type.value_type.to_pandas_dtype())
         return np.stack(series.to_list()).reshape(len(series), *arrow_type.shape)
     return series.to_numpy()
