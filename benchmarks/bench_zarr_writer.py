@@ -11,9 +11,12 @@ directory the script measures two references that write the same bytes:
 - ``zarr-python``: ``arr[i, j] = frame`` once per frame into an uncompressed array with one frame
   per chunk, the obvious thing to write by hand.
 
+The writer runs four ways: by default (blosc lz4 + bitshuffle, one file per frame), uncompressed
+(``raw``), and each with ``shards="auto"`` (frames appended to a few open shard files).
+
 ``ratio`` is a method's MB/s divided by the plain write's: 1.00x is the speed of the disk (as
 the OS offers it), 0.50x is half of it. ``ms each`` is the median time per frame (per event in
-part 2). Frames are generated before the clock starts, a few reused, and uncompressed everywhere;
+part 2). Frames are generated before the clock starts, a few reused;
 the writer's figure also pays for what only it writes (``time``, ``seq_num``, the ``written``
 mask, metadata and its consolidation at ``stop``).
 
