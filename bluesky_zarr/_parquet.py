@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ PARTS = ".parts"
 """The suffix of the folder of a stream's parts: ``primary.parquet.parts``."""
 FINISH = "_finish.json"
 """Written into the parts folder before the merge: status, stop document and errors."""
+COMBINE_EVERY = 64
+"""Small parts are combined into one every this many."""
+COMBINE_BYTES = 64 * 1024**2
+"""... unless they hold this many bytes already (then they are big enough as they are)."""
 ROW_GROUP_ROWS = 128 * 1024
 ROW_GROUP_BYTES = 128 * 1024**2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
@@ -106,7 +111,14 @@ class Parquet(TableFormat):
 
 
 class _Parts:
-    """The parts of one stream while the run goes on, merged into the final file at the end."""
+    """The parts of one stream while the run goes on, merged into the final file at the end.
+
+    Every ``COMBINE_EVERY`` small parts (a slow scan flushes a few rows a second) are combined
+    into one, ``part-<first>-<last>.parquet``, so a long run does not leave tens of thousands of
+    files to merge at its stop. The combined part is written under a hidden name, the parts it
+    holds are deleted, and then it is renamed into place: a reader never sees a row twice (it may
+    miss those rows for that moment), and after a crash :func:`live_parts` tells which to use.
+    """
 
     retry_failed_batches = True
 
@@ -117,6 +129,7 @@ class _Parts:
         self.folder = parts_folder(final)
         self.options = options
         self.count = 0
+        self.uncombined: list[Path] = []
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -129,19 +142,69 @@ class _Parts:
         self._write(layout.schema().empty_table(), metadata)
 
     def write(self, batch: pa.RecordBatch, metadata: dict[str, str]) -> None:
-        self._write(pa.Table.from_batches([batch]), metadata)
+        self.uncombined.append(self._write(pa.Table.from_batches([batch]), metadata))
+        if len(self.uncombined) >= COMBINE_EVERY:
+            parts, self.uncombined = self.uncombined, []
+            # an optimisation only: if it fails (a full disk), the parts stay as they are, and the
+            # batch, written already, must not be reported as failed (it would be written twice)
+            with contextlib.suppress(Exception):
+                if sum(p.stat().st_size for p in parts) < COMBINE_BYTES:
+                    combine_parts(self.folder, parts, metadata, self.options)
 
-    def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> None:
+    def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> Path:
         path = self.folder / f"part-{self.count:06d}.parquet"
         write_atomically(path, lambda tmp: pq.write_table(
             table.replace_schema_metadata(metadata), tmp, **self.options
         ))  # fmt: skip
         self.count += 1
+        return path
 
     def close(self, metadata: dict[str, str]) -> None:
         finish = {k: json.loads(metadata[k]) for k in ("status", "stop", "errors") if k in metadata}
         write_atomically(self.folder / FINISH, lambda tmp: Path(tmp).write_text(json.dumps(finish)))
         merge_parts(self.folder, self.final, metadata, self.options)
+
+
+_PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")
+
+
+def live_parts(folder: Path) -> list[Path]:
+    """The parts that hold a stream's rows, in order: combined parts replace the parts they hold.
+
+    A crash while parts were being combined can leave the combined part under its hidden name
+    (``.combined-<first>-<last>.parquet``) and some of the parts it holds: it is used, they are not.
+    """
+    singles: list[tuple[int, Path]] = []
+    combined: list[tuple[int, int, Path]] = []
+    for path in folder.iterdir():
+        found = _PART.match(path.name)
+        if found is None:
+            continue
+        if found.group(2) is None:
+            singles.append((int(found.group(1)), path))
+        else:
+            combined.append((int(found.group(1)), int(found.group(2)), path))
+    kept = [(n, n, p) for n, p in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
+    return [p for _, _, p in sorted(kept + combined, key=lambda r: r[:2])]
+
+
+def combine_parts(
+    folder: Path, parts: list[Path], metadata: Mapping[str, str], options: Mapping[str, Any]
+) -> Path:
+    """Combine consecutive parts into one, ``part-<first>-<last>.parquet`` (see :class:`_Parts`)."""
+    first, last = (_PART.match(parts[i].name) for i in (0, -1))
+    assert first is not None and last is not None  # the parts of _Parts.write
+    name = f"{first.group(1)}-{last.group(1)}"
+    hidden = folder / f".combined-{name}.parquet"
+    _write_merged(parts, hidden, metadata, options)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    visible = folder / f"part-{name}.parquet"
+    try:
+        os.replace(hidden, visible)
+    except OSError as err:
+        raise WriteError(err.errno, f"cannot write {visible}: {err.strerror or err}") from err
+    return visible
 
 
 def parts_folder(final: Path) -> Path:
@@ -193,12 +256,21 @@ def merge_parts(folder: Path, final: Path, metadata: Mapping[str, str], options:
     Schemas of parts written under different descriptors are unified: a column a part lacks is
     null in its rows. Returns the number of rows.
     """
-    parts = sorted(folder.glob("part-*.parquet"))
+    rows = _write_merged(live_parts(folder), final, metadata, options)
+    _sync_folder(final.parent)
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def _write_merged(
+    parts: list[Path], dest: Path, metadata: Mapping[str, str], options: Mapping[str, Any]
+) -> int:
+    """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size."""
     try:
         schemas = [pq.read_schema(p).remove_metadata() for p in parts]
         schema = pa.unify_schemas(schemas, promote_options="default") if schemas else pa.schema([])
     except OSError as err:
-        raise WriteError(err.errno, f"cannot read the parts in {folder}: {err}") from err
+        raise WriteError(err.errno, f"cannot read the parts in {dest.parent}: {err}") from err
     schema = schema.with_metadata(dict(metadata))
     rows = 0
 
@@ -222,9 +294,7 @@ def merge_parts(folder: Path, final: Path, metadata: Mapping[str, str], options:
                 writer.write_table(pa.concat_tables(pending), row_group_size=max(pending_rows, 1))
                 rows += pending_rows
 
-    write_atomically(final, write)
-    _sync_folder(final.parent)
-    shutil.rmtree(folder, ignore_errors=True)
+    write_atomically(dest, write)
     return rows
 
 
@@ -276,7 +346,7 @@ def finalize_parquet(
         if final.exists():  # the merge had finished; only removing the parts had not
             shutil.rmtree(folder, ignore_errors=True)
             continue
-        parts = sorted(folder.glob("part-*.parquet"))
+        parts = live_parts(folder)
         metadata: dict[str, str] = {}
         if parts:
             metadata = {k.decode(): v.decode() for k, v in (pq.read_schema(parts[-1]).metadata or {}).items()}

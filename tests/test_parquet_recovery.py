@@ -156,3 +156,42 @@ def test_a_full_disk_keeps_earlier_parts_and_says_where(RE, record, small_disk):
         views.columns("cam")["pyarrow"], np.stack([evs[s]["data"]["cam"] for s in rows])
     )
     assert views.metadata()["status"] in {"fail", "incomplete"}
+
+
+def test_small_parts_are_combined_and_a_crash_while_combining_loses_nothing(RE, tmp_path):
+    writer = ParquetWriter(tmp_path, file_prefix="slow", batch_rows=1)
+    RE.subscribe(writer)
+    snapshots = []
+
+    def look(name, doc):
+        if name == "event":
+            writer.flush()
+            parts = tmp_path / "slow" / "primary.parquet.parts"
+            names = sorted(p.name for p in parts.iterdir())
+            rows = pl.scan_parquet(parts / "*.parquet").collect()["seq_num"].to_list()
+            snapshots.append((names, rows))
+
+    RE.subscribe(look)
+    RE(bp.count([det], 150))
+    for _, rows in snapshots:  # at every moment each row is there once, in order
+        assert rows == list(range(1, len(rows) + 1))
+    names, _ = snapshots[-1]
+    assert "part-000001-000064.parquet" in names and "part-000065-000128.parquet" in names
+    assert len(names) < 30
+    assert read_parquet(tmp_path / "slow" / "primary.parquet").polars["seq_num"].to_list() == list(
+        range(1, 151)
+    )
+
+    # the state a crash in the middle of combining leaves: the combined part under its hidden name
+    # beside some of the parts it holds; finalize uses it and not them
+    run = tmp_path / "crashed"
+    parts = run / "primary.parquet.parts"
+    parts.mkdir(parents=True)
+    table = pq.read_table(tmp_path / "slow" / "primary.parquet")
+    for n in range(1, 5):
+        pq.write_table(table.slice(n - 1, 1), parts / f"part-{n:06d}.parquet")
+    pq.write_table(table.slice(0, 4), parts / ".combined-000001-000004.parquet")
+    (parts / "part-000001.parquet").unlink()
+    pq.write_table(table.slice(4, 1), parts / "part-000005.parquet")
+    (final,) = finalize_parquet(run)
+    assert read_parquet(final).polars["seq_num"].to_list() == [1, 2, 3, 4, 5]
