@@ -154,7 +154,7 @@ class _Parts:
     def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> Path:
         path = self.folder / f"part-{self.count:06d}.parquet"
         write_atomically(path, lambda tmp: pq.write_table(
-            table.replace_schema_metadata(metadata), tmp, **self.options
+            table.replace_schema_metadata(metadata), tmp, **_with_statistics(table.schema, self.options)
         ))  # fmt: skip
         self.count += 1
         return path
@@ -205,6 +205,18 @@ def combine_parts(
     except OSError as err:
         raise WriteError(err.errno, f"cannot write {visible}: {err.strerror or err}") from err
     return visible
+
+
+def _with_statistics(schema: pa.Schema, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Statistics (min/max, for filters that skip row groups) for the scalar columns only.
+
+    Those of a tensor column would be one min and max over every pixel: of no use, and they
+    cost more time than the compression.
+    """
+    scalars = [
+        f.name for f in schema if not pa.types.is_nested(f.type) and not isinstance(f.type, pa.ExtensionType)
+    ]
+    return {**options, "write_statistics": scalars}
 
 
 def parts_folder(final: Path) -> Path:
@@ -276,7 +288,7 @@ def _write_merged(
 
     def write(tmp: str) -> None:
         nonlocal rows
-        with pq.ParquetWriter(tmp, schema, **options) as writer:
+        with pq.ParquetWriter(tmp, schema, **_with_statistics(schema, options)) as writer:
             pending: list[pa.Table] = []
             pending_rows = pending_bytes = 0
             for part in parts:
