@@ -153,16 +153,30 @@ class _Parts:
 
     def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> Path:
         path = self.folder / f"part-{self.count:06d}.parquet"
-        write_atomically(path, lambda tmp: pq.write_table(
-            table.replace_schema_metadata(metadata), tmp, **_with_statistics(table.schema, self.options)
-        ))  # fmt: skip
+        try:
+            write_atomically(path, lambda tmp: pq.write_table(
+                table.replace_schema_metadata(metadata), tmp, **_with_statistics(table.schema, self.options)
+            ))  # fmt: skip
+        except WriteError as err:
+            err.add_note(self._what_to_do())
+            raise
         self.count += 1
         return path
 
     def close(self, metadata: dict[str, str]) -> None:
         finish = {k: json.loads(metadata[k]) for k in ("status", "stop", "errors") if k in metadata}
-        write_atomically(self.folder / FINISH, lambda tmp: Path(tmp).write_text(json.dumps(finish)))
-        merge_parts(self.folder, self.final, metadata, self.options)
+        try:
+            write_atomically(self.folder / FINISH, lambda tmp: Path(tmp).write_text(json.dumps(finish)))
+            merge_parts(self.folder, self.final, metadata, self.options)
+        except WriteError as err:
+            err.add_note(self._what_to_do())
+            raise
+
+    def _what_to_do(self) -> str:
+        return (
+            f"every part written before is whole in {self.folder}; once the disk has room again, "
+            f"bluesky_zarr.finalize_parquet({str(self.final.parent)!r}) makes {self.final.name} of them"
+        )
 
 
 _PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")

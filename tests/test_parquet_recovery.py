@@ -134,12 +134,12 @@ def test_a_full_disk_keeps_earlier_parts_and_says_where(RE, record, small_disk):
     ballast = small_disk / "ballast"
     ballast.write_bytes(os.urandom(600 * 1024))  # noise: it does not compress
     cam = FrameCounter(shape=(64, 64))
-    cam.frame_dtype = "<u2"
     RE.subscribe(ParquetWriter(small_disk, file_prefix="full", compression="none", batch_rows=2))
     with pytest.raises(
         WriteError, match=r"cannot write .*full/primary\.parquet\.parts/part-\d+\.parquet.*No space"
-    ):
+    ) as caught:
         RE(bp.count([cam, det], 100))
+    assert any("finalize_parquet(" in note for note in caught.value.__notes__)  # says what to do
     parts = small_disk / "full" / "primary.parquet.parts"
     flushed = sorted(parts.glob("part-*.parquet"))
     assert 2 < len(flushed) < 50
