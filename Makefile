@@ -32,6 +32,7 @@ test: $(VENV)/.installed-test lint
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_zarr_writer.py
 	$(BIN)/python benchmarks/bench_table_writers.py
+	$(BIN)/python benchmarks/bench_compression.py
 
 clean:
 	rm -rf $(VENV) experiment.zarr experiment
