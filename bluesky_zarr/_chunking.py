@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._errors import ConfigurationError
+from .codecs._chains import _parse as parse_codecs
 
 __all__ = [
     "FRAME_BYTES",
@@ -283,6 +284,8 @@ class ZarrOptions:
                     f"{what} must be a mapping from data key to its setting, e.g. "
                     f"{{'camera_image': ...}}, not {value!r}"
                 )
+        for key, choice in self.codecs.items():  # the form of each choice; its fit to the dtype comes later
+            parse_codecs(choice, np.dtype("<u2"), f"codecs of data key {key!r}")
         for what, requests in (("chunks", self.chunks), ("shards", self.shards)):
             for key, request in requests.items():
                 if what == "shards" and request == "auto":

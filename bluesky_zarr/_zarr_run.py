@@ -20,7 +20,7 @@ from zarr.core.group import GroupMetadata
 from zarr.errors import ZarrUserWarning
 
 from ._array_writer import ArrayWriter, array_metadata
-from ._chunking import ChunkRequest, ShardRequest, ZarrOptions
+from ._chunking import ZarrOptions
 from ._encoding import to_json
 from ._errors import DocumentError
 from ._layout import (
@@ -272,12 +272,10 @@ class ZarrRun(event_model.DocumentRouter):
         start: Mapping[str, Any],
         *,
         overwrite: bool = False,
-        codecs: Mapping[str, Any] | None = None,
-        chunks: Mapping[str, ChunkRequest] | None = None,
-        shards: Mapping[str, ShardRequest] | None = None,
+        options: ZarrOptions | None = None,
     ) -> None:
         super().__init__()
-        self.options = ZarrOptions(codecs or {}, chunks or {}, shards or {})
+        self.options = options or ZarrOptions()
         self.path = path
         self.uid = str(start.get("uid"))
         self.storage = LocalStorage(path)

@@ -36,7 +36,11 @@ class Zarr(Format):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        ZarrOptions(self.codecs or {}, self.chunks or {}, self.shards or {})  # the forms, checked now
+        self.options  # the forms are checked now, before any run  # noqa: B018
+
+    @property
+    def options(self) -> ZarrOptions:
+        return ZarrOptions(self.codecs or {}, self.chunks or {}, self.shards or {})
 
     def output_path(self, directory: Path, prefix: str) -> Path:
         return store_path(directory, prefix, ".zarr")
@@ -44,12 +48,7 @@ class Zarr(Format):
     def open(
         self, path: Path, start: Mapping[str, Any], *, overwrite: bool, artifacts: list[Path]
     ) -> RunSink:
-        options = {
-            name: value
-            for name, value in (("codecs", self.codecs), ("chunks", self.chunks), ("shards", self.shards))
-            if value is not None
-        }
-        run = ZarrRun(path, start, overwrite=overwrite, **options)
+        run = ZarrRun(path, start, overwrite=overwrite, options=self.options)
         artifacts.append(path)
         return run
 

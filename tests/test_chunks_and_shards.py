@@ -105,6 +105,8 @@ def test_chunks_that_do_not_fit_the_array_fail_before_any_array_is_written(RE, t
         {"chunks": {"cam": "big"}},
         {"shards": {"cam": "huge"}},
         {"chunks": ["cam"]},
+        {"codecs": {"cam": "lz5"}},
+        {"codecs": {"cam": [{"name": "blosc", "configuration": {"cname": "nope"}}]}},
     ],
 )
 def test_sizes_that_are_not_sizes_fail_when_the_writer_is_made(tmp_path, options):
