@@ -651,18 +651,14 @@ class TableRun:
     # --- documents --------------------------------------------------------------------------------
 
     def __call__(self, name: str, doc: Any) -> None:
-        if name == "event":
+        if name in ("event", "event_page"):
             stream = self._stream(doc)
             if stream.layout.external:
                 stream.check_filled(doc)
-            stream.rows.add_event(doc, stream.where)
-            if stream.rows.n >= stream.flush_rows:
-                stream.write()
-        elif name == "event_page":
-            stream = self._stream(doc)
-            if stream.layout.external:
-                stream.check_filled(doc)
-            stream.rows.add_page(doc, stream.where)
+            if name == "event":
+                stream.rows.add_event(doc, stream.where)
+            else:
+                stream.rows.add_page(doc, stream.where)
             if stream.rows.n >= stream.flush_rows:
                 stream.write()
         elif name == "descriptor":

@@ -42,19 +42,24 @@ def pause_after_saves(plan, saves: set[int]):
     return bpp.plan_mutator(plan, mutate)
 
 
+def run_resuming(RE, plan) -> None:
+    """Run ``plan``, resuming after every pause until it ends."""
+    step = lambda: RE(plan)  # noqa: E731
+    while True:
+        try:
+            step()
+            return
+        except RunEngineInterrupted:
+            step = RE.resume
+
+
 def test_pause_and_resume_place_every_point_and_keep_the_superseded_one(RE, record, tmp_path):
     cam = FrameCounter()
     RE.subscribe(ZarrWriter(tmp_path))
     plan = pause_after_saves(
         bp.grid_scan([cam, det], motor1, 0, 2, 3, motor2, 0, 1, 2, snake_axes=True), {2, 4}
     )
-    step = lambda: RE(plan)  # noqa: E731
-    while True:
-        try:
-            step()
-            break
-        except RunEngineInterrupted:
-            step = RE.resume
+    run_resuming(RE, plan)
     uid = record[0][1]["uid"]
     evs = [d for n, d in record if n == "event"]
     assert len(evs) > 6  # points were taken again after the rewinds

@@ -23,7 +23,7 @@ from ophyd.sim import NumpySeqHandler, det, img, motor1, motor2, motor3
 from stand_ins import FrameCounter
 from tables import Views, batches_with_metadata, read_any
 from test_document_streams import documents, expected_indices, runs
-from test_interruptions import BrokenCamera, pause_after_saves
+from test_interruptions import BrokenCamera, pause_after_saves, run_resuming
 from test_zarr_writer import GRID_PLANS, as_pages, events
 
 from bluesky_zarr import (
@@ -229,13 +229,7 @@ def test_paused_and_resumed_points_are_all_kept_as_rows(RE, record, tmp_path, fm
     plan = pause_after_saves(
         bp.grid_scan([cam, det], motor1, 0, 2, 3, motor2, 0, 1, 2, snake_axes=True), {2, 4}
     )
-    step = lambda: RE(plan)  # noqa: E731
-    while True:
-        try:
-            step()
-            break
-        except RunEngineInterrupted:
-            step = RE.resume
+    run_resuming(RE, plan)
     evs = events(record)
     assert len({e["seq_num"] for e in evs}) < len(evs)  # points were taken again after the rewinds
     views = read_any(table(tmp_path, record[0][1]["uid"], fmt))
