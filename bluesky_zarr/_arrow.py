@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ._errors import ConfigurationError, WriteError
 from ._tables import TableFormat, TableLayout, TableOutput, TableRun
-from ._writer import RunSink, Writer
+from ._writer import Writer
 
 __all__ = ["ArrowIPC", "ArrowWriter"]
 
@@ -69,11 +69,6 @@ class ArrowIPC(TableFormat):
                 f"ArrowIPC: compression={self.compression!r} is not one of {', '.join(_COMPRESSIONS)}"
             )
         object.__setattr__(self, "compression", compression)
-
-    def open(
-        self, path: Path, start: Mapping[str, Any], *, overwrite: bool, artifacts: list[Path]
-    ) -> RunSink:
-        return TableRun(self, path, start, overwrite=overwrite, artifacts=artifacts)
 
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]

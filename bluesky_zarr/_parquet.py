@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from ._errors import ConfigurationError, WriteError
 from ._tables import TableFormat, TableLayout, TableOutput, TableRun
-from ._writer import RunSink, Writer
+from ._writer import Writer
 
 __all__ = ["Parquet", "ParquetWriter", "finalize_parquet"]
 
@@ -92,11 +92,6 @@ class Parquet(TableFormat):
 
     def owns(self, name: str) -> bool:
         return name.endswith((self.suffix, self.suffix + PARTS))
-
-    def open(
-        self, path: Path, start: Mapping[str, Any], *, overwrite: bool, artifacts: list[Path]
-    ) -> RunSink:
-        return TableRun(self, path, start, overwrite=overwrite, artifacts=artifacts)
 
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]

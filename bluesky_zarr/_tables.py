@@ -34,7 +34,7 @@ from ._encoding import dumps, to_json
 from ._errors import ConfigurationError, DocumentError
 from ._layout import Grid, grid_from_start, reading_dtype
 from ._naming import store_path
-from ._writer import Format
+from ._writer import Format, RunSink
 
 __all__ = [
     "Column",
@@ -547,6 +547,11 @@ class TableFormat(Format):
 
     def owns(self, name: str) -> bool:
         return name.endswith(self.suffix)
+
+    def open(
+        self, path: Path, start: Mapping[str, Any], *, overwrite: bool, artifacts: list[Path]
+    ) -> RunSink:
+        return TableRun(self, path, start, overwrite=overwrite, artifacts=artifacts)
 
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]

@@ -24,7 +24,7 @@ from stand_ins import FrameCounter
 from tables import Views, batches_with_metadata, read_any
 from test_document_streams import documents, expected_indices, runs
 from test_interruptions import BrokenCamera, pause_after_saves, run_resuming
-from test_zarr_writer import GRID_PLANS, as_pages, events
+from test_zarr_writer import GRID_PLANS, PLAIN_PLANS, as_pages, events
 
 from bluesky_zarr import (
     ArrowIPC,
@@ -107,15 +107,7 @@ def test_grid_scans_carry_their_grid_indices_in_both_formats(RE, record, cam, tm
 
 
 @pytest.mark.parametrize("fmt", TABLE_FORMATS)
-@pytest.mark.parametrize(
-    "plan",
-    [
-        lambda dets: bp.count(dets, 7),
-        lambda dets: bp.scan(dets, motor1, 0, 1, 6),
-        lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
-    ],
-    ids=["count", "scan", "list_scan"],
-)
+@pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)
 def test_plans_without_grid_are_plain_rows(RE, record, cam, tmp_path, plan, fmt):
     RE.subscribe(Writer(tmp_path, fmt))
     (uid,) = RE(plan([cam, det]))

@@ -138,15 +138,15 @@ def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
     assert tree.attrs["status"] == "success"
 
 
-@pytest.mark.parametrize(
-    "plan",
-    [
-        lambda dets: bp.count(dets, 7),
-        lambda dets: bp.scan(dets, motor1, 0, 1, 6),
-        lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
-    ],
-    ids=["count", "scan", "list_scan"],
-)
+# plans without a grid: stored along ``time``
+PLAIN_PLANS = {
+    "count": lambda dets: bp.count(dets, 7),
+    "scan": lambda dets: bp.scan(dets, motor1, 0, 1, 6),
+    "list_scan": lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
+}
+
+
+@pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)
 def test_plans_without_grid_grow_along_time(RE, record, cam, tmp_path, plan):
     RE.subscribe(ZarrWriter(tmp_path))
     (uid,) = RE(plan([cam, det]))
