@@ -19,7 +19,6 @@ import itertools
 import math
 from typing import Any
 
-import numcodecs
 import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.dtype import parse_data_type
@@ -28,6 +27,7 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from ._layout import ArraySpec
 from ._shards import ShardFile, index_codecs
 from ._storage import LocalStorage
+from .codecs import CodecChain, resolve_codecs
 
 __all__ = ["REWRITE_PARTIAL_BYTES", "ArrayWriter", "array_metadata"]
 
@@ -37,26 +37,22 @@ REWRITE_PARTIAL_BYTES = 4 * 1024**2
 _CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 """Chunk keys ``c.0.1.0.0``: all of an array's chunks in one directory, so writing a chunk never
 has to create directories (with ``/`` every frame of a grid scan made one or more)."""
-_VLEN_UTF8 = numcodecs.VLenUTF8()
 
 
 def _is_text(dtype: np.dtype[Any]) -> bool:
     return dtype.kind in "SUO"
 
 
-def _chunk_codecs(spec: ArraySpec) -> list[dict[str, Any]]:
-    if spec.codecs is not None:
-        return spec.codecs.to_json()
-    if _is_text(spec.dtype):
-        return [{"name": "vlen-utf8"}]
-    return [{"name": "bytes", "configuration": {"endian": "little"}}]
+def _chain(spec: ArraySpec) -> CodecChain:
+    """The array's codecs; arrays the user has no say in (``time``, setpoints) are stored plain."""
+    return spec.codecs or resolve_codecs(None, spec.dtype, where=f"array {spec.name!r}")
 
 
 def array_metadata(spec: ArraySpec, shape: tuple[int, ...]) -> bytes:
     """The ``zarr.json`` of an array, made by zarr-python itself so it is valid Zarr v3."""
     # the dimension names twice: Zarr v3's own field, and the attribute xarray's Zarr v2 path reads
     attrs: dict[str, Any] = {**spec.attrs, "_ARRAY_DIMENSIONS": list(spec.dims)}
-    codecs = _chunk_codecs(spec)
+    codecs = _chain(spec).to_json()
     chunk_shape = spec.chunks
     if spec.shards is not None:
         chunk_shape = spec.shards
@@ -132,6 +128,7 @@ class ArrayWriter:
         self._one_point = (1,) * self.event_ndim + self.reading_shape
         self.points_per_block = math.prod(self.block_shape)
         self._dtype = np.dtype(object) if _is_text(spec.dtype) else spec.dtype.newbyteorder("<")
+        self.codecs = _chain(spec)
         tile = spec.chunks[self.event_ndim :]
         self._chunk_shape = self.block_shape + tile
         self._tiles = _tiles(self.reading_shape, tile)
@@ -146,21 +143,7 @@ class ArrayWriter:
             tuple(s // c for s, c in zip(spec.shards, spec.chunks, strict=True)) if spec.shards else None
         )
 
-    # --- encoding ---------------------------------------------------------------------------------
-
-    def _encode(self, chunk: np.ndarray) -> bytes | memoryview:
-        if self.spec.codecs is not None:
-            return self.spec.codecs.encode(chunk)
-        if self._dtype.kind == "O":
-            return bytes(_VLEN_UTF8.encode(chunk.ravel()))
-        return np.ascontiguousarray(chunk, dtype=self._dtype).data.cast("B")
-
-    def _decode(self, data: bytes) -> np.ndarray:
-        if self.spec.codecs is not None:
-            return self.spec.codecs.decode(data, self._chunk_shape, self._dtype)
-        if self._dtype.kind == "O":
-            return np.asarray(_VLEN_UTF8.decode(data), dtype=object).reshape(self._chunk_shape)
-        return np.frombuffer(data, dtype=self._dtype).reshape(self._chunk_shape).copy()
+    # --- chunks on disk -------------------------------------------------------------------------------
 
     def _chunk_key(self, coords: tuple[int, ...]) -> str:
         return f"{self.path}/c." + ".".join(map(str, coords))
@@ -175,11 +158,10 @@ class ArrayWriter:
                 chunk = padded
             coords = block + tile
             if self._per_shard is None:
-                self.storage.put(self._chunk_key(coords), self._encode(chunk))
+                self.storage.put(self._chunk_key(coords), self.codecs.encode(chunk))
             else:
-                self._shard(coords).add(
-                    tuple(c % k for c, k in zip(coords, self._per_shard, strict=True)), self._encode(chunk)
-                )
+                shard, local = self._in_shard(coords)
+                shard.add(local, self.codecs.encode(chunk))
         self._stored.add(block)
 
     def _get_block(self, block: tuple[int, ...]) -> np.ndarray | None:
@@ -192,19 +174,20 @@ class ArrayWriter:
             if self._per_shard is None:
                 encoded = self.storage.get(self._chunk_key(coords))
             else:
-                encoded = self._shard(coords).read(
-                    tuple(c % k for c, k in zip(coords, self._per_shard, strict=True))
-                )
+                shard, local = self._in_shard(coords)
+                encoded = shard.read(local)
             if encoded is not None:
-                chunk = self._decode(encoded)
+                chunk = self.codecs.decode(encoded, self._chunk_shape, self._dtype)
                 data[part] = chunk[crop]
         return data
 
     # --- shards -----------------------------------------------------------------------------------
 
-    def _shard(self, coords: tuple[int, ...]) -> ShardFile:
+    def _in_shard(self, coords: tuple[int, ...]) -> tuple[ShardFile, tuple[int, ...]]:
+        """The shard that holds the chunk at ``coords`` (opened if need be), and its place there."""
         assert self._per_shard is not None
         key = tuple(c // k for c, k in zip(coords, self._per_shard, strict=True))
+        local = tuple(c % k for c, k in zip(coords, self._per_shard, strict=True))
         shard = self._shards.get(key)
         if shard is None:
             chunks_along = [
@@ -221,7 +204,7 @@ class ArrayWriter:
             else:
                 shard = ShardFile(path, self._per_shard, expected)
             self._shards[key] = shard
-        return shard
+        return shard, local
 
     def _close_complete_shards(self, everything: bool) -> None:
         for key, shard in list(self._shards.items()):
@@ -330,7 +313,3 @@ class ArrayWriter:
         """For an array growing along ``time``: how many leading events are on disk (``None``: all)."""
         held = [coords[0] * self.block_shape[0] for coords, block in self._open.items() if block.dirty]
         return min(held) if held else None
-
-    @property
-    def open_blocks(self) -> int:
-        return len(self._open)
