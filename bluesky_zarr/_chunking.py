@@ -148,6 +148,25 @@ def propose_chunks(
     return ChunkProposal(chunks, shards, chunk_bytes, shard_bytes, objects)
 
 
+def _check_form(request: object, what: str, where: str) -> None:
+    """A request maps dimension names to sizes or lists sizes; a size is a positive integer or -1."""
+    if isinstance(request, Mapping):
+        sizes = list(request.values())
+    elif isinstance(request, Sequence) and not isinstance(request, str):
+        sizes = list(request)
+    else:
+        raise ConfigurationError(
+            f"{where}: {what} must be a mapping from dimension name to size or a sequence of sizes, "
+            f"not {request!r}"
+        )
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or not (size > 0 or size == -1):
+            raise ConfigurationError(
+                f"{where}: {what} hold {size!r}, which is not a size; sizes are positive integers, "
+                "or -1 for the whole dimension"
+            )
+
+
 def _sizes(
     request: ChunkRequest,
     dims: tuple[str, ...],
@@ -157,6 +176,7 @@ def _sizes(
     where: str,
 ) -> tuple[int, ...]:
     """Sizes along every dimension from a request by name or by position; ``-1`` is the whole."""
+    _check_form(request, what, where)
     if isinstance(request, Mapping):
         unknown = sorted(set(request) - set(dims))
         if unknown:
@@ -165,33 +185,21 @@ def _sizes(
                 f"{list(dims)}; name those, or give one size per dimension"
             )
         sizes = [request.get(dim, d) for dim, d in zip(dims, default, strict=True)]
-    elif isinstance(request, Sequence) and not isinstance(request, str):
+    else:
         sizes = list(request)
         if len(sizes) != len(dims):
             raise ConfigurationError(
                 f"{where}: {what} {sizes} give {len(sizes)} size(s) for an array of {len(dims)} "
                 f"dimension(s) {list(dims)}; give one size per dimension, or a mapping by name"
             )
-    else:
-        raise ConfigurationError(
-            f"{where}: {what} must be a mapping from dimension name to size or a sequence of sizes, "
-            f"not {request!r}"
-        )
     resolved = []
     for dim, extent, size in zip(dims, shape, sizes, strict=True):
-        if isinstance(size, bool) or not isinstance(size, int | np.integer):
-            raise ConfigurationError(f"{where}: {what} along {dim!r} is {size!r}; give an integer")
         if size == -1 and extent == 0:
             raise ConfigurationError(
                 f"{where}: {what} along {dim!r} is -1 (the whole dimension), but {dim!r} grows with "
                 "every event and has no end; give a number of events"
             )
-        size = extent if size == -1 else int(size)
-        if size <= 0:
-            raise ConfigurationError(
-                f"{where}: {what} along {dim!r} is {size}; sizes must be positive (or -1 for the whole)"
-            )
-        resolved.append(size)
+        resolved.append(extent if size == -1 else int(size))
     return tuple(resolved)
 
 
@@ -288,21 +296,5 @@ class ZarrOptions:
             parse_codecs(choice, np.dtype("<u2"), f"codecs of data key {key!r}")
         for what, requests in (("chunks", self.chunks), ("shards", self.shards)):
             for key, request in requests.items():
-                if what == "shards" and request == "auto":
-                    continue
-                sizes = request.values() if isinstance(request, Mapping) else request
-                if isinstance(request, str) or not isinstance(sizes, Sequence | type({}.values())):
-                    raise ConfigurationError(
-                        f"{what} of data key {key!r}: give a mapping from dimension name to size or a "
-                        f"sequence of sizes, not {request!r}"
-                    )
-                for size in sizes:
-                    if (
-                        isinstance(size, bool)
-                        or not isinstance(size, int | np.integer)
-                        or not (size > 0 or size == -1)
-                    ):
-                        raise ConfigurationError(
-                            f"{what} of data key {key!r}: {size!r} is not a size; sizes are positive "
-                            "integers, or -1 for the whole dimension"
-                        )
+                if not (what == "shards" and request == "auto"):
+                    _check_form(request, what, f"data key {key!r}")
