@@ -1,30 +1,37 @@
-"""bluesky-zarr: bluesky document streams onto disk as xarray-ready Zarr v3 stores, Parquet and Arrow IPC."""
+"""bluesky-zarr: bluesky document streams onto disk as xarray-ready Zarr v3 stores, Parquet and Arrow IPC.
 
-from ._arrow import ArrowIPC, ArrowWriter
-from ._chunking import propose_chunks
+The package's layers, top to bottom (``docs/explanations/decisions/0002-package-layers.md``):
+``writing`` (the callback) -> ``readers`` | ``sinks`` (the formats) -> ``layout`` (pure) |
+``storage`` (bytes) | ``codecs`` -> the base modules (documents, errors, encoding, naming).
+"""
+
 from ._encoding import to_json
 from ._errors import (
     BlueskyZarrError,
     ConfigurationError,
+    CorruptDataError,
     DocumentError,
+    RunNotFoundError,
     StoreExistsError,
     UnsafePathError,
     WriteError,
 )
-from ._parquet import Parquet, ParquetWriter, finalize_parquet
-from ._reader import open_run
-from ._writer import Format, Writer, export
-from ._zarr_writer import Zarr, ZarrWriter
+from .layout import propose_chunks
+from .readers import open_run
+from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
+from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
 
 __all__ = [
     "ArrowIPC",
     "ArrowWriter",
     "BlueskyZarrError",
     "ConfigurationError",
+    "CorruptDataError",
     "DocumentError",
     "Format",
     "Parquet",
     "ParquetWriter",
+    "RunNotFoundError",
     "StoreExistsError",
     "UnsafePathError",
     "WriteError",

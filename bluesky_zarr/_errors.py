@@ -10,7 +10,9 @@ from __future__ import annotations
 __all__ = [
     "BlueskyZarrError",
     "ConfigurationError",
+    "CorruptDataError",
     "DocumentError",
+    "RunNotFoundError",
     "StoreExistsError",
     "UnsafePathError",
     "WriteError",
@@ -42,3 +44,15 @@ class StoreExistsError(BlueskyZarrError, FileExistsError):
 
 class WriteError(BlueskyZarrError, OSError):
     """Writing to disk failed; what was written before stays readable."""
+
+
+class CorruptDataError(BlueskyZarrError, ValueError):
+    """Stored data does not decode: a checksum that does not match, a size that does not fit.
+
+    The data was damaged after it was written (or by another program); it is not a mistake in
+    what a writer was asked for.
+    """
+
+
+class RunNotFoundError(BlueskyZarrError, FileNotFoundError):
+    """A path given to a reader or to a recovery tool holds no run output of the expected kind."""

@@ -17,9 +17,10 @@ from ophyd.sim import det, motor1, motor2
 from stand_ins import FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, root_attrs, tensorstore_read
 
-from bluesky_zarr import ConfigurationError, ZarrWriter, _array_writer, propose_chunks
-from bluesky_zarr._chunking import event_chunks
+from bluesky_zarr import ConfigurationError, ZarrWriter, propose_chunks
 from bluesky_zarr.codecs import estimate_anscombe_parameters
+from bluesky_zarr.layout import event_chunks
+from bluesky_zarr.sinks.zarr import _array_writer
 
 
 def grid_scan(cam: FrameCounter) -> object:

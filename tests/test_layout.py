@@ -1,4 +1,4 @@
-"""The document -> layout mapping, with no I/O at all."""
+"""The document -> schema -> format layout mapping, with no I/O at all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from ophyd.sim import SynAxis
 
 from bluesky_zarr import DocumentError
-from bluesky_zarr._layout import Grid, GridAxis, grid_from_start, stream_layout
+from bluesky_zarr.layout import Grid, GridAxis, grid_from_start, stream_schema
+from bluesky_zarr.sinks.tables import table_layout
+from bluesky_zarr.sinks.zarr import StreamLayout, zarr_layout
+
+
+def stream_layout(start, descriptors, grid=None) -> StreamLayout:
+    """The Zarr arrays of one stream, through the one schema every format maps from."""
+    return zarr_layout(stream_schema(start, descriptors, grid))
 
 
 @given(
@@ -111,6 +118,29 @@ def test_default_dimension_names_never_collide_between_sizes():
     assert layout.arrays["b"].dims == ("time", "b_x")
     assert layout.arrays["c"].dims == ("time", "x")
     assert layout.arrays["d"].dims == ("time", "d_dim_0", "d_dim_1")
+
+
+def test_zarr_and_tables_name_the_dimensions_of_a_reading_alike():
+    """One schema, one collision rule: the Arrow tensor's dim_names are the Zarr array's dims."""
+    start = {"uid": "u", "shape": [3], "motors": ["x"]}
+    descriptors = [descriptor(
+        a={"dtype": "array", "shape": [3], "source": "a", "dims": ["x"]},
+        b={"dtype": "array", "shape": [4], "source": "b", "dims": ["x"]},
+        t={"dtype": "array", "shape": [5], "source": "t", "dims": ["time"]},
+    )]  # fmt: skip
+    for grid in (grid_from_start(start), None):
+        schema = stream_schema(start, descriptors, grid)
+        arrays = zarr_layout(schema).arrays
+        columns = table_layout(schema).by_key
+        for key in "abt":
+            event_ndim = arrays[key].event_ndim
+            assert (
+                arrays[key].dims[event_ndim:] == columns[key].dims == tuple(columns[key].arrow_type.dim_names)
+            )
+    grid_schema = stream_schema(start, descriptors, grid_from_start(start))
+    assert [grid_schema.variables[k].dims for k in "abt"] == [("x",), ("b_x",), ("time",)]
+    plain_schema = stream_schema(start, descriptors, None)
+    assert [plain_schema.variables[k].dims for k in "abt"] == [("x",), ("b_x",), ("t_time",)]
 
 
 def test_a_readback_named_like_its_dimension_is_renamed():

@@ -10,7 +10,7 @@ registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also throu
 from __future__ import annotations
 
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
-from ._chains import IMAGE_DEFAULT, PRESETS, CodecChain, resolve_codecs
+from ._chains import IMAGE_DEFAULT, PRESETS, CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "AnscombeParameters",
     "CodecChain",
     "CodecError",
+    "check_codecs",
     "estimate_anscombe_parameters",
     "resolve_codecs",
 ]

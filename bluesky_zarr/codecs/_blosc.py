@@ -31,6 +31,7 @@ from typing import Any, Final
 import numcodecs.blosc
 import numpy as np
 
+from .._errors import CorruptDataError
 from ._errors import CodecError
 
 __all__ = ["MAX_BUFFERSIZE", "THREADED", "compress", "decompress", "default_threads"]
@@ -134,15 +135,17 @@ def decompress(data: bytes | memoryview, *, expected: int, threads: int) -> np.n
     if _FUNCTIONS is None:  # pragma: no cover - depends on how numcodecs was built
         out = np.frombuffer(bytearray(numcodecs.blosc.decompress(source)), dtype=np.uint8)
         if out.nbytes != expected:
-            raise CodecError(f"a blosc frame holds {out.nbytes} bytes where the chunk needs {expected}")
+            raise CorruptDataError(f"a blosc frame holds {out.nbytes} bytes where the chunk needs {expected}")
         return out
     nbytes = ctypes.c_size_t(0)
     if _FUNCTIONS[2](_address(source), source.nbytes, ctypes.byref(nbytes)) != 0:
-        raise CodecError(f"{source.nbytes} bytes are not a valid blosc frame (corrupt or truncated chunk)")
+        raise CorruptDataError(
+            f"{source.nbytes} bytes are not a valid blosc frame (corrupt or truncated chunk)"
+        )
     if nbytes.value != expected:
-        raise CodecError(f"a blosc frame holds {nbytes.value} bytes where the chunk needs {expected}")
+        raise CorruptDataError(f"a blosc frame holds {nbytes.value} bytes where the chunk needs {expected}")
     out = np.empty(expected, dtype=np.uint8)
     size = _FUNCTIONS[1](_address(source), _address(out), expected, _threads_for(expected, threads))
     if size != expected:
-        raise CodecError(f"blosc could not decompress a frame of {source.nbytes} bytes (error {size})")
+        raise CorruptDataError(f"blosc could not decompress a frame of {source.nbytes} bytes (error {size})")
     return out

@@ -35,6 +35,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.dtype import parse_data_type
 from zarr.registry import get_codec_class
 
+from .._errors import CorruptDataError
 from . import _blosc
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
@@ -370,7 +371,7 @@ def _bytes_steps(codec: Codec, threads: int, where: str) -> tuple[_Encode, _Deco
         if len(view) < 4 or struct.pack(
             "<I", google_crc32c.value(np.frombuffer(view[:-4], dtype=np.uint8))
         ) != bytes(view[-4:]):
-            raise CodecError(
+            raise CorruptDataError(
                 f"{where}: a chunk fails its crc32c checksum: it was damaged after it was written"
             )
         return view[:-4]
@@ -504,7 +505,7 @@ class CodecChain:
         owned = isinstance(buffer, np.ndarray)  # a fresh array a decompressor made, not the caller's
         raw = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
         if raw.nbytes != size:
-            raise CodecError(
+            raise CorruptDataError(
                 f"{self.where}: a chunk holds {raw.nbytes} bytes where shape {shape} needs {size}"
             )
         stored = encoded.newbyteorder("<") if encoded.itemsize > 1 else encoded
@@ -518,3 +519,17 @@ class CodecChain:
         if owned and array.dtype == dtype and array.flags.writeable:
             return np.ascontiguousarray(array)
         return np.array(array, dtype=dtype, order="C")
+
+
+def check_codecs(choice: object, dtype: np.dtype[Any], *, where: str) -> None:
+    """Check the form of a codec choice (names, dicts, order of kinds) without resolving it.
+
+    Writers check each choice when they are made; its fit to the data type of an array is checked
+    by :func:`resolve_codecs` when the array's stream starts.
+
+    Raises
+    ------
+    CodecError
+        The name is unknown or a dict is malformed.
+    """
+    _parse(choice, np.dtype(dtype), where)

@@ -8,12 +8,10 @@ __all__ = ["CodecError"]
 
 
 class CodecError(ConfigurationError):
-    """A codec choice does not fit its data, or a stored chunk does not decode.
+    """A codec choice does not fit its data: a mistake in what a writer was asked for.
 
-    A :class:`~bluesky_zarr.ConfigurationError` (and so a ``ValueError``): most are mistakes in
-    what a writer was asked for.
-
-    Raised before anything is written when a choice names an unknown preset, holds a malformed
-    codec description, or combines codecs that cannot encode the array's data type; raised on
-    read when a chunk is corrupt (a checksum that does not match, a size that does not fit).
+    A :class:`~bluesky_zarr.ConfigurationError` (and so a ``ValueError``), raised before anything
+    is written when a choice names an unknown preset, holds a malformed codec description, or
+    combines codecs that cannot encode the array's data type. A stored chunk that does not decode
+    is a :class:`~bluesky_zarr.CorruptDataError` instead.
     """

@@ -24,7 +24,7 @@ from zarr.codecs import (
     ZstdCodec,
 )
 
-from bluesky_zarr import BlueskyZarrError
+from bluesky_zarr import BlueskyZarrError, CorruptDataError
 from bluesky_zarr.codecs import IMAGE_DEFAULT, PRESETS, CodecChain, CodecError, _blosc, resolve_codecs
 
 CHOICES = [None, *PRESETS, *(f"{name}+crc32c" for name in PRESETS if name != "crc32c")]
@@ -163,16 +163,16 @@ def test_a_damaged_chunk_fails_its_checksum() -> None:
     chain = resolve_codecs("blosc-lz4+crc32c", np.dtype("u2"), where="run 1, data key 'cam'")
     data = bytearray(chain.encode(np.arange(1000, dtype="u2")))
     data[40] ^= 0xFF
-    with pytest.raises(CodecError, match=r"run 1, data key 'cam'.*crc32c"):
+    with pytest.raises(CorruptDataError, match=r"run 1, data key 'cam'.*crc32c"):
         chain.decode(bytes(data), (1000,), np.dtype("u2"))
 
 
 def test_a_truncated_blosc_chunk_is_a_clear_error() -> None:
     chain = resolve_codecs("blosc-lz4", np.dtype("u2"), where="t")
     data = bytes(chain.encode(np.arange(1000, dtype="u2")))
-    with pytest.raises(CodecError):
+    with pytest.raises(CorruptDataError):
         chain.decode(data, (999,), np.dtype("u2"))
-    with pytest.raises(CodecError):
+    with pytest.raises(CorruptDataError):
         chain.decode(data[:8], (1000,), np.dtype("u2"))
 
 

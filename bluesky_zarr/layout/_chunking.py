@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from ._errors import ConfigurationError
-from .codecs._chains import _parse as parse_codecs
+from .._errors import ConfigurationError
 
 __all__ = [
     "FRAME_BYTES",
@@ -25,7 +24,7 @@ __all__ = [
     "ChunkProposal",
     "ChunkRequest",
     "ShardRequest",
-    "ZarrOptions",
+    "check_request",
     "event_chunks",
     "propose_chunks",
     "resolve_chunks",
@@ -148,7 +147,7 @@ def propose_chunks(
     return ChunkProposal(chunks, shards, chunk_bytes, shard_bytes, objects)
 
 
-def _check_form(request: object, what: str, where: str) -> None:
+def check_request(request: object, what: str, where: str) -> None:
     """A request maps dimension names to sizes or lists sizes; a size is a positive integer or -1."""
     if isinstance(request, Mapping):
         sizes = list(request.values())
@@ -176,7 +175,7 @@ def _sizes(
     where: str,
 ) -> tuple[int, ...]:
     """Sizes along every dimension from a request by name or by position; ``-1`` is the whole."""
-    _check_form(request, what, where)
+    check_request(request, what, where)
     if isinstance(request, Mapping):
         unknown = sorted(set(request) - set(dims))
         if unknown:
@@ -271,30 +270,3 @@ def resolve_shards(
                 f"use at most {limit} (or -1 for the whole dimension)"
             )
     return shards
-
-
-@dataclass(frozen=True)
-class ZarrOptions:
-    """What a user asked for, per data key: codecs, chunks and shards.
-
-    The forms are checked here, when a writer is made; sizes are checked against each array when
-    its stream starts, before anything of it is written.
-    """
-
-    codecs: Mapping[str, Any] = field(default_factory=dict)
-    chunks: Mapping[str, ChunkRequest] = field(default_factory=dict)
-    shards: Mapping[str, ShardRequest] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for what, value in (("codecs", self.codecs), ("chunks", self.chunks), ("shards", self.shards)):
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-                raise ConfigurationError(
-                    f"{what} must be a mapping from data key to its setting, e.g. "
-                    f"{{'camera_image': ...}}, not {value!r}"
-                )
-        for key, choice in self.codecs.items():  # the form of each choice; its fit to the dtype comes later
-            parse_codecs(choice, np.dtype("<u2"), f"codecs of data key {key!r}")
-        for what, requests in (("chunks", self.chunks), ("shards", self.shards)):
-            for key, request in requests.items():
-                if not (what == "shards" and request == "auto"):
-                    _check_form(request, what, f"data key {key!r}")

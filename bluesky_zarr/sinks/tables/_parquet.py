@@ -22,10 +22,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
 import re
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,11 +31,12 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._errors import ConfigurationError, WriteError
-from ._tables import TableFormat, TableLayout, TableOutput, TableRun
-from ._writer import Writer
+from ..._errors import ConfigurationError, RunNotFoundError, WriteError
+from ...storage import LocalStorage, Storage
+from ._layout import TableLayout
+from ._run import TableFormat, TableOutput, TableRun
 
-__all__ = ["Parquet", "ParquetWriter", "finalize_parquet"]
+__all__ = ["Parquet", "finalize_parquet"]
 
 PARTS = ".parts"
 """The suffix of the folder of a stream's parts: ``primary.parquet.parts``."""
@@ -96,12 +95,13 @@ class Parquet(TableFormat):
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]
     ) -> TableOutput:
-        final = run.root / f"{file_name}{self.suffix}"
-        output = _Parts(final, self._write_options(), layout, metadata)
-        run.artifacts.append(final)
+        final = f"{file_name}{self.suffix}"
+        output = _Parts(run.storage, final, self.write_options(), layout, metadata)
+        run.artifacts.append(run.artifact(final))
         return output
 
-    def _write_options(self) -> dict[str, Any]:
+    def write_options(self) -> dict[str, Any]:
+        """The options of ``pyarrow.parquet`` writers for this format."""
         return {"compression": self.compression, "compression_level": self.compression_level}
 
 
@@ -118,17 +118,19 @@ class _Parts:
     retry_failed_batches = True
 
     def __init__(
-        self, final: Path, options: dict[str, Any], layout: TableLayout, metadata: dict[str, str]
+        self,
+        storage: Storage,
+        final: str,
+        options: dict[str, Any],
+        layout: TableLayout,
+        metadata: dict[str, str],
     ) -> None:
+        self.storage = storage
         self.final = final
-        self.folder = parts_folder(final)
+        self.folder = final + PARTS
         self.options = options
         self.count = 0
-        self.uncombined: list[Path] = []
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise WriteError(err.errno, f"cannot create {self.folder}: {err.strerror or err}") from err
+        self.uncombined: list[str] = []
         self._write(layout.schema().empty_table(), metadata)  # part 0: the schema, no rows
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
@@ -143,76 +145,77 @@ class _Parts:
             # an optimisation only: if it fails (a full disk), the parts stay as they are, and the
             # batch, written already, must not be reported as failed (it would be written twice)
             with contextlib.suppress(Exception):
-                if sum(p.stat().st_size for p in parts) < COMBINE_BYTES:
-                    combine_parts(self.folder, parts, metadata, self.options)
+                if sum(self.storage.size(p) for p in parts) < COMBINE_BYTES:
+                    combine_parts(self.storage, self.folder, parts, metadata, self.options)
 
-    def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> Path:
-        path = self.folder / f"part-{self.count:06d}.parquet"
+    def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> str:
+        key = f"{self.folder}/part-{self.count:06d}.parquet"
         try:
-            write_atomically(path, lambda tmp: pq.write_table(
-                table.replace_schema_metadata(metadata), tmp, **_with_statistics(table.schema, self.options)
-            ))  # fmt: skip
+            with self.storage.writer(key) as file:
+                pq.write_table(
+                    table.replace_schema_metadata(metadata),
+                    file,
+                    **_with_statistics(table.schema, self.options),
+                )
         except WriteError as err:
             err.add_note(self._what_to_do())
             raise
         self.count += 1
-        return path
+        return key
 
     def close(self, metadata: dict[str, str]) -> None:
         finish = {k: json.loads(metadata[k]) for k in ("status", "stop", "errors") if k in metadata}
         try:
-            write_atomically(self.folder / FINISH, lambda tmp: Path(tmp).write_text(json.dumps(finish)))
-            merge_parts(self.folder, self.final, metadata, self.options)
+            self.storage.put(f"{self.folder}/{FINISH}", json.dumps(finish).encode(), durable=True)
+            merge_parts(self.storage, self.folder, self.final, metadata, self.options)
         except WriteError as err:
             err.add_note(self._what_to_do())
             raise
 
     def _what_to_do(self) -> str:
         return (
-            f"every part written before is whole in {self.folder}; once the disk has room again, "
-            f"bluesky_zarr.finalize_parquet({str(self.final.parent)!r}) makes {self.final.name} of them"
+            f"every part written before is whole in {self.storage.describe(self.folder)}; once the disk has "
+            f"room again, bluesky_zarr.finalize_parquet({self.storage.location!r}) makes {self.final} of them"
         )
 
 
 _PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")
 
 
-def live_parts(folder: Path) -> list[Path]:
+def live_parts(storage: Storage, folder: str) -> list[str]:
     """The parts that hold a stream's rows, in order: combined parts replace the parts they hold.
 
     A crash while parts were being combined can leave the combined part under its hidden name
     (``.combined-<first>-<last>.parquet``) and some of the parts it holds: it is used, they are not.
     """
-    singles: list[tuple[int, Path]] = []
-    combined: list[tuple[int, int, Path]] = []
-    for path in folder.iterdir():
-        found = _PART.match(path.name)
+    singles: list[tuple[int, str]] = []
+    combined: list[tuple[int, int, str]] = []
+    for name in storage.list(folder):
+        found = _PART.match(name)
         if found is None:
             continue
+        key = f"{folder}/{name}"
         if found.group(2) is None:
-            singles.append((int(found.group(1)), path))
+            singles.append((int(found.group(1)), key))
         else:
-            combined.append((int(found.group(1)), int(found.group(2)), path))
-    kept = [(n, n, p) for n, p in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
-    return [p for _, _, p in sorted(kept + combined, key=lambda r: r[:2])]
+            combined.append((int(found.group(1)), int(found.group(2)), key))
+    kept = [(n, n, k) for n, k in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
+    return [k for _, _, k in sorted(kept + combined, key=lambda r: r[:2])]
 
 
 def combine_parts(
-    folder: Path, parts: list[Path], metadata: Mapping[str, str], options: Mapping[str, Any]
-) -> Path:
+    storage: Storage, folder: str, parts: list[str], metadata: Mapping[str, str], options: Mapping[str, Any]
+) -> str:
     """Combine consecutive parts into one, ``part-<first>-<last>.parquet`` (see :class:`_Parts`)."""
-    first, last = (_PART.match(parts[i].name) for i in (0, -1))
+    first, last = (_PART.match(parts[i].rsplit("/", 1)[-1]) for i in (0, -1))
     assert first is not None and last is not None  # the parts of _Parts.write
     name = f"{first.group(1)}-{last.group(1)}"
-    hidden = folder / f".combined-{name}.parquet"
-    _write_merged(parts, hidden, metadata, options)
+    hidden = f"{folder}/.combined-{name}.parquet"
+    _write_merged(storage, parts, hidden, metadata, options)
     for part in parts:
-        part.unlink(missing_ok=True)
-    visible = folder / f"part-{name}.parquet"
-    try:
-        os.replace(hidden, visible)
-    except OSError as err:
-        raise WriteError(err.errno, f"cannot write {visible}: {err.strerror or err}") from err
+        storage.delete(part)
+    visible = f"{folder}/part-{name}.parquet"
+    storage.rename(hidden, visible)
     return visible
 
 
@@ -228,36 +231,6 @@ def _with_statistics(schema: pa.Schema, options: Mapping[str, Any]) -> dict[str,
     return {**options, "write_statistics": scalars}
 
 
-def parts_folder(final: Path) -> Path:
-    return final.with_name(final.name + PARTS)
-
-
-def write_atomically(path: Path, write: Callable[[str], object]) -> None:
-    """Write ``path`` through a hidden temporary file beside it, synced, then renamed into place.
-
-    A reader (or a crash) sees the old file or the new one whole, never a part of it. An
-    ``OSError`` (a full disk, a read-only folder) becomes a :class:`WriteError` naming ``path``;
-    the temporary file is removed and whatever was at ``path`` stays as it was.
-    """
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        write(str(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
-    except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` with the columns of ``schema``, in its order; columns it lacks are nulls."""
     arrays = []
@@ -271,61 +244,57 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def merge_parts(folder: Path, final: Path, metadata: Mapping[str, str], options: Mapping[str, Any]) -> int:
+def merge_parts(
+    storage: Storage, folder: str, final: str, metadata: Mapping[str, str], options: Mapping[str, Any]
+) -> int:
     """Merge the parts in ``folder`` into ``final`` (atomically) with ``metadata``; delete the parts.
 
     Schemas of parts written under different descriptors are unified: a column a part lacks is
     null in its rows. Returns the number of rows.
     """
-    rows = _write_merged(live_parts(folder), final, metadata, options)
-    _sync_folder(final.parent)
-    shutil.rmtree(folder, ignore_errors=True)
+    rows = _write_merged(storage, live_parts(storage, folder), final, metadata, options)
+    storage.sync()  # the merged file is named durably before the parts that hold its rows go
+    storage.delete(folder)
     return rows
+
+
+def _read(storage: Storage, key: str) -> pa.Table:
+    with storage.reader(key) as file:
+        return pq.read_table(file)
 
 
 def _write_merged(
-    parts: list[Path], dest: Path, metadata: Mapping[str, str], options: Mapping[str, Any]
+    storage: Storage, parts: list[str], dest: str, metadata: Mapping[str, str], options: Mapping[str, Any]
 ) -> int:
     """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size."""
-    try:
-        schemas = [pq.read_schema(p).remove_metadata() for p in parts]
-        schema = pa.unify_schemas(schemas, promote_options="default") if schemas else pa.schema([])
-    except OSError as err:
-        raise WriteError(err.errno, f"cannot read the parts in {dest.parent}: {err}") from err
+    schemas = []
+    for part in parts:
+        with storage.reader(part) as file:
+            schemas.append(pq.read_schema(file).remove_metadata())
+    schema = pa.unify_schemas(schemas, promote_options="default") if schemas else pa.schema([])
     schema = schema.with_metadata(dict(metadata))
     rows = 0
-
-    def write(tmp: str) -> None:
-        nonlocal rows
-        with pq.ParquetWriter(tmp, schema, **_with_statistics(schema, options)) as writer:
-            pending: list[pa.Table] = []
-            pending_rows = pending_bytes = 0
-            for part in parts:
-                table = _conform(pq.read_table(part), schema)
-                if not table.num_rows:
-                    continue
-                pending.append(table)
-                pending_rows += table.num_rows
-                pending_bytes += table.nbytes
-                if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= ROW_GROUP_BYTES:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=max(pending_rows, 1))
-                    rows += pending_rows
-                    pending, pending_rows, pending_bytes = [], 0, 0
-            if pending:
+    with (
+        storage.writer(dest) as file,
+        pq.ParquetWriter(file, schema, **_with_statistics(schema, options)) as writer,
+    ):
+        pending: list[pa.Table] = []
+        pending_rows = pending_bytes = 0
+        for part in parts:
+            table = _conform(_read(storage, part), schema)
+            if not table.num_rows:
+                continue
+            pending.append(table)
+            pending_rows += table.num_rows
+            pending_bytes += table.nbytes
+            if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= ROW_GROUP_BYTES:
                 writer.write_table(pa.concat_tables(pending), row_group_size=max(pending_rows, 1))
                 rows += pending_rows
-
-    write_atomically(dest, write)
+                pending, pending_rows, pending_bytes = [], 0, 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=max(pending_rows, 1))
+            rows += pending_rows
     return rows
-
-
-def _sync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def finalize_parquet(
@@ -351,29 +320,40 @@ def finalize_parquet(
     -------
     list of pathlib.Path
         The Parquet files finished.
+
+    Raises
+    ------
+    RunNotFoundError
+        ``run_directory`` is not a directory (also a ``FileNotFoundError``).
     """
     root = Path(run_directory)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise RunNotFoundError(
             f"{root} is not a directory; give the run's directory, <directory>/<file_prefix>, that holds "
             "<stream>.parquet.parts folders"
         )
-    options = Parquet(compression=compression, compression_level=compression_level)._write_options()
+    storage = LocalStorage(root)
+    options = Parquet(compression=compression, compression_level=compression_level).write_options()
     finished = []
-    for folder in sorted(root.glob(f"*.parquet{PARTS}")):
-        final = folder.with_name(folder.name[: -len(PARTS)])
-        for stray in folder.glob(".*.partial"):
-            stray.unlink(missing_ok=True)
-        if final.exists():  # the merge had finished; only removing the parts had not
-            shutil.rmtree(folder, ignore_errors=True)
+    for folder in storage.list():
+        if not folder.endswith(f".parquet{PARTS}"):
             continue
-        parts = live_parts(folder)
+        final = folder[: -len(PARTS)]
+        for stray in storage.list(folder):
+            if stray.startswith(".") and stray.endswith(".partial"):
+                storage.delete(f"{folder}/{stray}")
+        if storage.exists(final):  # the merge had finished; only removing the parts had not
+            storage.delete(folder)
+            continue
+        parts = live_parts(storage, folder)
         metadata: dict[str, str] = {}
         if parts:
-            metadata = {k.decode(): v.decode() for k, v in (pq.read_schema(parts[-1]).metadata or {}).items()}
+            with storage.reader(parts[-1]) as file:
+                raw = pq.read_schema(file).metadata or {}
+            metadata = {k.decode(): v.decode() for k, v in raw.items()}
         recorded = {}
-        with contextlib.suppress(OSError, ValueError):
-            recorded = json.loads((folder / FINISH).read_text())
+        with contextlib.suppress(ValueError, TypeError):
+            recorded = json.loads(storage.get(f"{folder}/{FINISH}") or b"{}")
         metadata["status"] = json.dumps(str(recorded.get("status") or "incomplete"))
         if recorded.get("stop") is not None:
             metadata["stop"] = json.dumps(recorded["stop"])
@@ -382,49 +362,9 @@ def finalize_parquet(
         metadata["finalized"] = json.dumps(
             {"by": "bluesky_zarr.finalize_parquet", "at": datetime.datetime.now(datetime.UTC).isoformat()}
         )
-        merge_parts(folder, final, metadata, options)
-        finished.append(final)
-    for stray in root.glob(".*.parquet.partial"):
-        stray.unlink(missing_ok=True)
+        merge_parts(storage, folder, final, metadata, options)
+        finished.append(root / final)
+    for stray in storage.list():
+        if stray.startswith(".") and stray.endswith(".parquet.partial"):
+            storage.delete(stray)
     return finished
-
-
-class ParquetWriter(Writer):
-    """A bluesky callback that writes each stream of each run as a Parquet file.
-
-    ``ParquetWriter(directory, ...)`` is ``Writer(directory, Parquet(...), ...)``: one file per
-    stream, ``<directory>/<prefix>/<stream>.parquet``, columns ``time``, ``seq_num``, the grid
-    indices of grid scans, and every data key (array readings as Arrow tensor columns). Rows are
-    flushed as small Parquet parts while the run goes on (readable at once, and safe from a
-    crash) and merged into the final file at ``stop``.
-
-    Parameters
-    ----------
-    directory
-        Where the runs go; created if missing.
-    compression
-        ``"zstd"`` (default), ``"snappy"`` or ``"none"``.
-    data_keys
-        Which data keys to write: ``"all"``, ``"arrays"``, ``"scalars"`` or a list of names.
-    batch_rows
-        Rows per part at most (a part is also written every ``flush_interval``).
-    **common
-        ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``: as for :class:`~bluesky_zarr.Writer`.
-    """
-
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        compression: str | None = "zstd",
-        data_keys: Any = "all",
-        batch_rows: int = 65_536,
-        **common: Any,
-    ) -> None:
-        super().__init__(
-            directory, Parquet(data_keys=data_keys, compression=compression, batch_rows=batch_rows), **common
-        )
-
-    def __repr__(self) -> str:
-        return f"ParquetWriter({str(self.directory)!r}, file_prefix={self.file_prefix!r})"

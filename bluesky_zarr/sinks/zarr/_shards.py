@@ -6,7 +6,7 @@ Zarr v3 ``sharding_indexed`` stores a block of chunks as one object with an inde
 append, however large the shard has grown. :meth:`ShardFile.publish` writes the index in place;
 until a shard is first published it lives under a hidden temporary name, and publishing it the
 first time renames it into place. From then on the file only grows, and the index at its start
-always describes chunks that are already whole on disk, so a reader sees every chunk published
+always describes chunks that are already whole in the store, so a reader sees every chunk published
 so far. The index carries a crc32c checksum: a reader that races an index update gets a checksum
 error (and reads again), never a wrong chunk.
 
@@ -17,15 +17,10 @@ of it is such dead space, it is written once more, compacted.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import google_crc32c
 import numpy as np
 
-from ._errors import WriteError
+from ...storage import GrowingObject, Storage
 
 __all__ = ["ShardFile", "index_codecs"]
 
@@ -38,117 +33,93 @@ def index_codecs() -> list[dict[str, object]]:
 
 
 class ShardFile:
-    """One shard file at ``path``, holding a grid of ``chunks_per_shard`` chunks.
+    """One shard, the object ``key`` of ``storage``, holding a grid of ``chunks_per_shard`` chunks.
 
     ``expected`` is how many of those chunks lie inside the array: the shard is complete when
     that many have been added.
     """
 
-    def __init__(self, path: Path, chunks_per_shard: tuple[int, ...], expected: int) -> None:
-        self.path = path
+    def __init__(self, storage: Storage, key: str, chunks_per_shard: tuple[int, ...], expected: int) -> None:
+        self.storage = storage
+        self.key = key
         self.expected = expected
         self.index = np.full((*chunks_per_shard, 2), _MISSING, dtype="<u8")
         self.index_nbytes = self.index.nbytes + 4
-        self._temp = path.parent / f".{path.name}.partial"
-        self._fd: int | None = None
-        self._end = self.index_nbytes
+        self._object: GrowingObject | None = None
         self._dead = 0
-        self._published = False
         self._changed = False
         self.added: set[tuple[int, ...]] = set()
 
     @classmethod
-    def reopen(cls, path: Path, chunks_per_shard: tuple[int, ...], expected: int) -> ShardFile:
+    def reopen(
+        cls, storage: Storage, key: str, chunks_per_shard: tuple[int, ...], expected: int
+    ) -> ShardFile:
         """A shard closed earlier, opened again to take more chunks (a point measured again)."""
-        shard = cls(path, chunks_per_shard, expected)
-        with shard._writing():
-            fd = os.open(path, os.O_RDWR)
-            raw = os.pread(fd, shard.index.nbytes, 0)
-            shard._end = os.fstat(fd).st_size
-        shard._fd = fd
+        shard = cls(storage, key, chunks_per_shard, expected)
+        shard._object = storage.grow(key, reopen=True)
+        raw = shard._object.read_at(0, shard.index.nbytes)
         shard.index[...] = np.frombuffer(raw, dtype="<u8").reshape(shard.index.shape)
-        shard.added = {
-            local for local in np.ndindex(shard.index.shape[:-1]) if shard.index[local][0] != _MISSING
-        }
-        shard._dead = (
-            shard._end - shard.index_nbytes - int(shard.index[..., 1][shard.index[..., 0] != _MISSING].sum())
-        )
-        shard._published = True
+        present = shard.index[..., 0] != _MISSING
+        shard.added = {local for local in np.ndindex(shard.index.shape[:-1]) if present[local]}
+        shard._dead = shard._object.size - shard.index_nbytes - int(shard.index[..., 1][present].sum())
         return shard
 
     @property
     def complete(self) -> bool:
         return len(self.added) >= self.expected
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        try:
-            yield
-        except OSError as err:
-            raise WriteError(err.errno, f"cannot write shard {self.path}: {err.strerror or err}") from err
-
-    def _open(self) -> int:
-        if self._fd is None:
-            with self._writing():
-                self._fd = os.open(self._temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        return self._fd
+    def _open(self) -> GrowingObject:
+        if self._object is None:
+            self._object = self.storage.grow(self.key, hidden=True)
+            self._object.append(bytes(self.index_nbytes))  # the index's place, written at publish
+        return self._object
 
     def add(self, local: tuple[int, ...], data: bytes | memoryview) -> None:
         """Append one encoded chunk at its place ``local`` within the shard."""
-        fd = self._open()
-        view = memoryview(data).cast("B")
-        offset, written = self._end, 0
-        with self._writing():
-            while written < len(view):
-                written += os.pwrite(fd, view[written:], offset + written)
+        nbytes = memoryview(data).nbytes
+        offset = self._open().append(data)
         old = self.index[local]
         if old[0] != _MISSING:
             self._dead += int(old[1])
-        self.index[local] = (offset, len(view))
-        self._end += len(view)
+        self.index[local] = (offset, nbytes)
         self.added.add(local)
         self._changed = True
 
     def read(self, local: tuple[int, ...]) -> bytes | None:
         """The encoded chunk at ``local``, or ``None`` if it was never added."""
         offset, nbytes = (int(v) for v in self.index[local])
-        if offset == int(_MISSING) or self._fd is None:
+        if offset == int(_MISSING) or self._object is None:
             return None
-        with self._writing():
-            return os.pread(self._fd, nbytes, offset)
+        return self._object.read_at(offset, nbytes)
 
     def publish(self) -> None:
-        """Make every chunk added so far visible: write the index, and put the file in place."""
+        """Make every chunk added so far visible: write the index, and put the object in place."""
         if not self._changed:
             return
-        fd = self._open()
+        shard = self._open()
         raw = self.index.tobytes()
-        with self._writing():
-            os.pwrite(fd, raw + google_crc32c.value(raw).to_bytes(4, "little"), 0)
-            if not self._published:
-                os.replace(self._temp, self.path)
-                self._published = True
+        shard.write_at(0, raw + google_crc32c.value(raw).to_bytes(4, "little"))
+        shard.publish()
         self._changed = False
 
     def close(self) -> None:
-        """Publish, compact if more than half the file is superseded copies, and close the file."""
-        if self._fd is None:
+        """Publish, compact if more than half the object is superseded copies, and close it."""
+        if self._object is None:
             return
-        if self._dead > self._end - self.index_nbytes - self._dead:
+        if self._dead > self._object.size - self.index_nbytes - self._dead:
             self._compact()
         self.publish()
-        with self._writing():
-            os.close(self._fd)
-        self._fd = None
+        assert self._object is not None
+        self._object.close()
+        self._object = None
 
     def _compact(self) -> None:
         chunks = {local: self.read(local) for local in np.ndindex(self.index.shape[:-1])}
-        old_fd = self._fd
-        assert old_fd is not None
-        self._fd, self._end, self._dead = None, self.index_nbytes, 0
+        old = self._object
+        assert old is not None
+        self._object, self._dead = None, 0
         self.index[...] = _MISSING
-        self._published = False
         for local, data in chunks.items():
             if data is not None:
                 self.add(local, data)
-        os.close(old_fd)
+        old.close()

@@ -1,50 +1,27 @@
-"""One run into one Zarr v3 store: the sink that carries out a :class:`StreamLayout`.
+"""One stream group of a Zarr store, written as events come: the carrying out of a :class:`StreamLayout`.
 
-Everything here runs in the writer's own thread, never in the RunEngine's. The order of writes
-keeps the store true at every moment: data chunks first, then the array shapes that make them
-visible, then the ``written`` mask that vouches for them, then attributes.
+The order of writes keeps the group true at every moment: data chunks first, then the array
+shapes that make them visible, then the ``written`` mask that vouches for them, then attributes.
+Events of a grid stream that fall outside the grid, and readings superseded by a newer one at
+the same point (pause/resume), go to the 1-D ``overflow`` group below it: nothing is dropped.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import event_model
 import numpy as np
-import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.group import GroupMetadata
-from zarr.errors import ZarrUserWarning
 
-from ._array_writer import ArrayWriter, array_metadata
-from ._chunking import ZarrOptions
-from ._encoding import to_json
-from ._errors import DocumentError
-from ._layout import (
-    OVERFLOW_GROUP,
-    SEQ_NUM,
-    TIME,
-    WRITTEN,
-    ArraySpec,
-    Grid,
-    StreamLayout,
-    grid_from_start,
-    overflow_layout,
-    stream_layout,
-)
-from ._storage import LocalStorage
+from ..._encoding import to_json
+from ..._errors import DocumentError
+from ...layout import Grid, lossless_cast
+from ...storage import Storage
+from ._array_writer import ArrayWriter
+from ._layout import OVERFLOW_GROUP, SEQ_NUM, TIME, WRITTEN, ArraySpec, StreamLayout, overflow_layout
+from ._metadata import Nodes, array_document, group_document
 
-__all__ = ["ZarrRun"]
-
-FORMAT_VERSION = 1
-
-
-def _group_json(attrs: Mapping[str, Any]) -> bytes:
-    metadata = GroupMetadata(attributes=dict(attrs), zarr_format=3)
-    return metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+__all__ = ["ZarrStream"]
 
 
 def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
@@ -53,19 +30,18 @@ def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
         values = np.empty(n, dtype=object)
         values[:] = [str(v) for v in raw]
         return values
-    values = np.asarray(raw)
+    try:
+        values = np.asarray(raw)
+    except (TypeError, ValueError):  # readings of different shapes
+        values = np.asarray(raw, dtype=object)
     expected = (n, *spec.reading_shape)
     if values.shape != expected:
         raise DocumentError(
             f"{where}: data key {spec.data_key!r} has readings of shape {list(values.shape[1:])}, but its "
             f"descriptor declares {list(spec.reading_shape)}; fix the device's describe() or its reading"
         )
-    if values.dtype == spec.dtype:
-        return values
-    if np.can_cast(values.dtype, spec.dtype, casting="same_kind"):
-        return values.astype(spec.dtype)
-    cast = values.astype(spec.dtype, casting="unsafe")
-    if not np.array_equal(cast.astype(values.dtype), values, equal_nan=values.dtype.kind == "f"):
+    cast = lossless_cast(values, spec.dtype)
+    if cast is None:
         raise DocumentError(
             f"{where}: data key {spec.data_key!r} holds {values.dtype} values that do not fit its declared "
             f"dtype {spec.dtype}; declare dtype_numpy in describe() to match the readings"
@@ -73,11 +49,12 @@ def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
     return cast
 
 
-class _Stream:
+class ZarrStream:
     """The group of one stream: its arrays, the ``written`` mask of a grid, and its overflow."""
 
-    def __init__(self, storage: LocalStorage, path: str, layout: StreamLayout, run: str) -> None:
+    def __init__(self, storage: Storage, nodes: Nodes, path: str, layout: StreamLayout, run: str) -> None:
         self.storage = storage
+        self.nodes = nodes
         self.path = path
         self.run = run
         self.layout = layout
@@ -91,7 +68,7 @@ class _Stream:
         """Grid points that received an event."""
         self.written_on_disk = self.written.copy() if self.written is not None else None
         """The ``written`` mask as stored: points whose every array is on disk."""
-        self.overflow: _Stream | None = None
+        self.overflow: ZarrStream | None = None
         self.superseded = 0
         self._attrs_dirty = True
         self._create_arrays(layout)
@@ -105,7 +82,7 @@ class _Stream:
                 continue
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
-            self.storage.put(f"{key}/zarr.json", array_metadata(spec, shape))
+            self.nodes.put(key, array_document(spec, shape))
             writer = ArrayWriter(self.storage, key, spec)
             if spec.values is not None:
                 writer.write(np.arange(len(spec.values))[:, np.newaxis], spec.values)
@@ -124,7 +101,6 @@ class _Stream:
     # --- events -----------------------------------------------------------------------------------
 
     def write_page(self, page: Mapping[str, Any]) -> None:
-        self._check_filled(page)
         seq_nums = np.asarray(page["seq_num"], dtype=np.int64)
         if self.grid is None:
             index = np.arange(self.length, self.length + len(seq_nums), dtype=np.int64)[:, np.newaxis]
@@ -150,16 +126,6 @@ class _Stream:
         self._write_rows(index, page, rows)
         self.written[tuple(index.T)] = True
 
-    def _check_filled(self, page: Mapping[str, Any]) -> None:
-        filled = page.get("filled") or {}
-        for key, external in self.layout.external.items():
-            if key in page["data"] and not all(filled.get(key) or [False]):
-                raise DocumentError(
-                    f"run {self.run}, stream {self.layout.name!r}: data key {key!r} is external "
-                    f"({external}, Resource/Datum) and the event holds only a datum id; pass "
-                    "handler_registry={spec: handler} to the writer so it can load the data"
-                )
-
     def _write_rows(self, index: np.ndarray, page: Mapping[str, Any], rows: Any) -> None:
         n = len(index)
         where = f"run {self.run}, stream {self.layout.name!r}"
@@ -175,10 +141,14 @@ class _Stream:
         self.arrays[TIME].write(index, np.asarray(_select(page["time"], rows), dtype="float64"))
         self.arrays[SEQ_NUM].write(index, np.asarray(_select(page["seq_num"], rows), dtype="int64"))
 
-    def _overflow_stream(self) -> _Stream:
+    def _overflow_stream(self) -> ZarrStream:
         if self.overflow is None:
-            self.overflow = _Stream(
-                self.storage, f"{self.path}/{OVERFLOW_GROUP}", overflow_layout(self.layout), self.run
+            self.overflow = ZarrStream(
+                self.storage,
+                self.nodes,
+                f"{self.path}/{OVERFLOW_GROUP}",
+                overflow_layout(self.layout),
+                self.run,
             )
             self._attrs_dirty = True
         return self.overflow
@@ -216,15 +186,15 @@ class _Stream:
             if length != self.visible_length:
                 self.visible_length = length
                 for name, writer in self.arrays.items():
-                    self.storage.put(
-                        f"{self.path}/{name}/zarr.json", array_metadata(writer.spec, self._grown(writer.spec))
+                    self.nodes.put(
+                        f"{self.path}/{name}", array_document(writer.spec, self._grown(writer.spec))
                     )
         if WRITTEN in self.arrays:
             self._flush_written(final)
         if self.overflow is not None:
             self.overflow.flush(final=final)
         if self._attrs_dirty:
-            self.storage.put(f"{self.path}/zarr.json", _group_json(self.attrs()))
+            self.nodes.put(self.path, group_document(self.attrs()))
             self._attrs_dirty = False
 
     def _flush_written(self, final: bool) -> None:
@@ -261,108 +231,3 @@ def _select(values: Any, rows: Any) -> Any:
     if isinstance(values, np.ndarray):
         return values[rows]
     return [values[int(i)] for i in rows]
-
-
-class ZarrRun(event_model.DocumentRouter):
-    """Writes the documents of one run into the store at ``path``."""
-
-    def __init__(
-        self,
-        path: Path,
-        start: Mapping[str, Any],
-        *,
-        overwrite: bool = False,
-        options: ZarrOptions | None = None,
-    ) -> None:
-        super().__init__()
-        self.options = options or ZarrOptions()
-        self.path = path
-        self.uid = str(start.get("uid"))
-        self.storage = LocalStorage(path)
-        self.storage.create_root(overwrite)
-        self.start_doc = start
-        self.stop_doc: Mapping[str, Any] | None = None
-        self.status = "running"
-        self.errors: list[str] = []
-        self.grid = grid_from_start(start)
-        self.streams: dict[str, _Stream] = {}
-        self._stream_of: dict[str, str] = {}
-        self._refused: dict[str, int] = {}
-        """descriptor uid -> events not written because the descriptor could not be laid out"""
-        self._write_root()
-
-    def _write_root(self) -> None:
-        attrs: dict[str, Any] = {
-            "start": to_json(self.start_doc),
-            "stop": to_json(self.stop_doc),
-            "status": self.status,
-            "bluesky_zarr": {"format": FORMAT_VERSION},
-        }
-        if self.errors:
-            attrs["errors"] = self.errors
-        self.storage.put("zarr.json", _group_json(attrs))
-
-    def descriptor(self, doc: Any) -> None:
-        name = str(doc.get("name", "primary"))
-        earlier = self.streams[name].layout.descriptors if name in self.streams else ()
-        grid = self.grid if self.grid is not None and name in self.grid.streams else None
-        try:
-            layout = stream_layout(self.start_doc, [*earlier, doc], grid, name=name, options=self.options)
-        except Exception:
-            self._refused[doc["uid"]] = 0
-            raise
-        self._stream_of[doc["uid"]] = name
-        if name in self.streams:
-            self.streams[name].update_layout(layout)
-        else:
-            self.streams[name] = _Stream(self.storage, _group_name(name), layout, self.uid)
-        self.streams[name].flush()
-
-    def event_page(self, doc: Any) -> Any:
-        name = self._stream_of.get(doc["descriptor"])
-        if doc["descriptor"] in self._refused:  # its descriptor's error says why; count, do not repeat
-            self._refused[doc["descriptor"]] += len(doc["seq_num"])
-            return doc
-        if name is None:
-            raise DocumentError(
-                f"run {self.uid}: event page refers to unknown descriptor {doc['descriptor']}"
-            )
-        self.streams[name].write_page(doc)
-        return doc
-
-    def stream_resource(self, doc: Any) -> None:
-        raise DocumentError(
-            f"run {self.uid}: stream_resource {doc.get('uid')} points at data in {doc.get('uri')!r}, which "
-            "this writer cannot copy yet; write such runs with a writer that keeps the detector's own files"
-        )
-
-    def flush(self, *, final: bool = False) -> None:
-        for stream in self.streams.values():
-            stream.flush(final=final)
-
-    def stop(self, doc: Any) -> None:
-        self.stop_doc = doc
-        self.finish(str(doc.get("exit_status", "unknown")))
-
-    def note_error(self, err: BaseException) -> None:
-        self.errors.append(str(err))
-
-    def finish(self, status: str) -> None:
-        """Make everything visible, record ``status`` and consolidate the metadata for readers.
-
-        A run whose writing failed anywhere is marked ``"fail"`` whatever the RunEngine said, so
-        that its status never promises more than the store holds; ``errors`` says what failed.
-        """
-        self.flush(final=True)
-        for descriptor, count in self._refused.items():
-            self.errors.append(f"{count} event(s) of descriptor {descriptor} were not written: see above")
-        self.status = "fail" if self.errors else status
-        self._write_root()
-        with warnings.catch_warnings():  # zarr-python's note that consolidation is its own extension
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            zarr.consolidate_metadata(str(self.path))
-
-
-def _group_name(stream: str) -> str:
-    name = stream.replace("/", "_")
-    return name if name not in {"", ".", ".."} and not name.startswith("__") else f"stream_{name}"

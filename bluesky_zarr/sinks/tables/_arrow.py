@@ -20,19 +20,20 @@ stream file with no end marker was cut short (a crash): every batch before the c
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pyarrow as pa
 
-from ._errors import ConfigurationError, WriteError
-from ._tables import TableFormat, TableLayout, TableOutput, TableRun
-from ._writer import Writer
+from ..._errors import ConfigurationError, WriteError
+from ...storage import GrowingObject
+from ._layout import TableLayout
+from ._run import TableFormat, TableOutput, TableRun
 
-__all__ = ["ArrowIPC", "ArrowWriter"]
+__all__ = ["ArrowIPC"]
 
 _COMPRESSIONS = ("none", "lz4", "zstd")
 
@@ -79,6 +80,27 @@ class ArrowIPC(TableFormat):
         return pa.ipc.IpcWriteOptions(compression=None if self.compression == "none" else self.compression)
 
 
+class _Appending(io.RawIOBase):
+    """A growing object as the file pyarrow writes a stream into: every write goes out at once."""
+
+    def __init__(self, target: GrowingObject) -> None:
+        super().__init__()
+        self.target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        view = memoryview(data)  # type: ignore[arg-type]
+        self.target.append(view)
+        return view.nbytes
+
+    def close(self) -> None:
+        if not self.closed:
+            self.target.close()
+        super().close()
+
+
 class _StreamFile:
     """One stream's ``.arrows`` file; a schema that must change continues in ``<stream>.<n>.arrows``."""
 
@@ -98,14 +120,11 @@ class _StreamFile:
 
     def _open(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         name = self.file_name if not self.pieces else f"{self.file_name}.{self.pieces}"
-        self.path = self.run.root / f"{name}{self.format.suffix}"
+        key = f"{name}{self.format.suffix}"
+        self.path = self.run.artifact(key)
         self.schema = layout.schema(metadata)
-        try:
-            self.sink = pa.OSFile(str(self.path), "wb")
-            self.writer = pa.ipc.new_stream(self.sink, self.schema, options=self.format.ipc_options())
-            self.sink.flush()
-        except OSError as err:
-            raise WriteError(err.errno, f"cannot write {self.path}: {err.strerror or err}") from err
+        self.sink = _Appending(self.run.storage.grow(key, hidden=False))
+        self.writer = pa.ipc.new_stream(self.sink, self.schema, options=self.format.ipc_options())
         self.run.artifacts.append(self.path)
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
@@ -132,10 +151,9 @@ class _StreamFile:
         custom, self.pending = self.pending or None, {}
         try:
             self.writer.write_batch(batch, custom_metadata=custom)
-            self.sink.flush()
-        except OSError as err:
+        except WriteError as err:
             self.broken = str(err)
-            raise WriteError(err.errno, f"cannot write {self.path}: {err.strerror or err}") from err
+            raise
 
     @staticmethod
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -147,50 +165,8 @@ class _StreamFile:
                 empty = pa.RecordBatch.from_pylist([], schema=self.schema)
                 self.writer.write_batch(empty, custom_metadata=custom)
                 self.writer.close()
+        finally:
             self.sink.close()
-        except OSError as err:
-            raise WriteError(err.errno, f"cannot write {self.path}: {err.strerror or err}") from err
 
     def close(self, metadata: dict[str, str]) -> None:
         self._end(self._end_metadata(metadata))
-
-
-class ArrowWriter(Writer):
-    """A bluesky callback that writes each stream of each run as a live Arrow IPC stream file.
-
-    ``ArrowWriter(directory, ...)`` is ``Writer(directory, ArrowIPC(...), ...)``: one file per
-    stream, ``<directory>/<prefix>/<stream>.arrows``, with the columns of the Parquet writer.
-    Batches are written as the scan goes (every ``batch_rows`` rows and every
-    ``flush_interval``), so another process can follow the scan; the stop document comes in the
-    custom metadata of the last batch.
-
-    Parameters
-    ----------
-    directory
-        Where the runs go; created if missing.
-    batch_rows
-        Rows per record batch at most.
-    data_keys
-        Which data keys to write: ``"all"``, ``"arrays"``, ``"scalars"`` or a list of names.
-    compression
-        ``None`` (default), ``"lz4"`` or ``"zstd"``.
-    **common
-        ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``: as for :class:`~bluesky_zarr.Writer`.
-    """
-
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        batch_rows: int = 10_000,
-        data_keys: Any = "all",
-        compression: str | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(
-            directory, ArrowIPC(data_keys=data_keys, batch_rows=batch_rows, compression=compression), **common
-        )
-
-    def __repr__(self) -> str:
-        return f"ArrowWriter({str(self.directory)!r}, file_prefix={self.file_prefix!r})"

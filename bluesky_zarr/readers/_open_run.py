@@ -6,6 +6,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from .._errors import RunNotFoundError
+
 __all__ = ["open_run"]
 
 
@@ -17,11 +19,14 @@ def open_run(path: str | Path) -> xr.DataTree:
     attributes hold the start and stop documents and the run's ``status``. Works on a store that
     is still being written or whose writer crashed: use each grid stream's ``written`` mask to
     tell which points hold data.
+
+    Raises
+    ------
+    RunNotFoundError
+        ``path`` is not a Zarr v3 store (also a ``FileNotFoundError``).
     """
     path = Path(path)
     if not (path / "zarr.json").is_file():
-        raise FileNotFoundError(
-            f"{path} is not a Zarr v3 store (no zarr.json); give the path of a <run>.zarr"
-        )
+        raise RunNotFoundError(f"{path} is not a Zarr v3 store (no zarr.json); give the path of a <run>.zarr")
     consolidated = b'"consolidated_metadata"' in (path / "zarr.json").read_bytes()
     return xr.open_datatree(path, engine="zarr", consolidated=consolidated, zarr_format=3)

@@ -10,7 +10,7 @@ stops, or the run fails, and :meth:`ArrayWriter.unwritten` tells the stream whic
 are, so the ``written`` mask never vouches for them.
 
 Without shards each chunk is one object, put atomically. With shards each chunk is appended to
-the open :class:`~bluesky_zarr._shards.ShardFile` of its shard.
+the open :class:`ShardFile` of its shard.
 """
 
 from __future__ import annotations
@@ -20,64 +20,19 @@ import math
 from typing import Any
 
 import numpy as np
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.dtype import parse_data_type
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
+from ...storage import Storage
 from ._layout import ArraySpec
-from ._shards import ShardFile, index_codecs
-from ._storage import LocalStorage
-from .codecs import CodecChain, resolve_codecs
+from ._shards import ShardFile
 
-__all__ = ["REWRITE_PARTIAL_BYTES", "ArrayWriter", "array_metadata"]
+__all__ = ["REWRITE_PARTIAL_BYTES", "ArrayWriter"]
 
 REWRITE_PARTIAL_BYTES = 4 * 1024**2
 """A block still being filled is rewritten at each flush only up to this size."""
 
-_CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
-"""Chunk keys ``c.0.1.0.0``: all of an array's chunks in one directory, so writing a chunk never
-has to create directories (with ``/`` every frame of a grid scan made one or more)."""
-
 
 def _is_text(dtype: np.dtype[Any]) -> bool:
     return dtype.kind in "SUO"
-
-
-def _chain(spec: ArraySpec) -> CodecChain:
-    """The array's codecs; arrays the user has no say in (``time``, setpoints) are stored plain."""
-    return spec.codecs or resolve_codecs(None, spec.dtype, where=f"array {spec.name!r}")
-
-
-def array_metadata(spec: ArraySpec, shape: tuple[int, ...]) -> bytes:
-    """The ``zarr.json`` of an array, made by zarr-python itself so it is valid Zarr v3."""
-    # the dimension names twice: Zarr v3's own field, and the attribute xarray's Zarr v2 path reads
-    attrs: dict[str, Any] = {**spec.attrs, "_ARRAY_DIMENSIONS": list(spec.dims)}
-    codecs = _chain(spec).to_json()
-    chunk_shape = spec.chunks
-    if spec.shards is not None:
-        chunk_shape = spec.shards
-        codecs = [
-            {
-                "name": "sharding_indexed",
-                "configuration": {
-                    "chunk_shape": list(spec.chunks),
-                    "codecs": codecs,
-                    "index_codecs": index_codecs(),
-                    "index_location": "start",
-                },
-            }
-        ]
-    metadata = ArrayV3Metadata(
-        shape=shape,
-        data_type=parse_data_type(str if _is_text(spec.dtype) else spec.dtype, zarr_format=3),
-        chunk_grid={"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
-        chunk_key_encoding=_CHUNK_KEY_ENCODING,  # type: ignore[arg-type]
-        fill_value=spec.fill_value,
-        codecs=codecs,
-        attributes=attrs,
-        dimension_names=spec.dims,
-    )
-    return metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
 
 
 def _tiles(reading_shape: tuple[int, ...], tile: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any, Any]]:
@@ -115,7 +70,7 @@ class _Block:
 class ArrayWriter:
     """Writes the chunks of one array below ``path`` (the array's key prefix in ``storage``)."""
 
-    def __init__(self, storage: LocalStorage, path: str, spec: ArraySpec) -> None:
+    def __init__(self, storage: Storage, path: str, spec: ArraySpec) -> None:
         self.storage = storage
         self.path = path
         self.spec = spec
@@ -128,7 +83,7 @@ class ArrayWriter:
         self._one_point = (1,) * self.event_ndim + self.reading_shape
         self.points_per_block = math.prod(self.block_shape)
         self._dtype = np.dtype(object) if _is_text(spec.dtype) else spec.dtype.newbyteorder("<")
-        self.codecs = _chain(spec)
+        self.codecs = spec.codecs
         tile = spec.chunks[self.event_ndim :]
         self._chunk_shape = self.block_shape + tile
         self._tiles = _tiles(self.reading_shape, tile)
@@ -198,11 +153,11 @@ class ArrayWriter:
                 k if n is None else min(k, n - s * k)
                 for s, k, n in zip(key, self._per_shard, chunks_along, strict=True)
             )
-            path = self.storage.local_path(self._chunk_key(key))
+            shard_key = self._chunk_key(key)
             if key in self._closed_shards:  # a point of a finished shard comes again
-                shard = ShardFile.reopen(path, self._per_shard, expected)
+                shard = ShardFile.reopen(self.storage, shard_key, self._per_shard, expected)
             else:
-                shard = ShardFile(path, self._per_shard, expected)
+                shard = ShardFile(self.storage, shard_key, self._per_shard, expected)
             self._shards[key] = shard
         return shard, local
 

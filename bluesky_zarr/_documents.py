@@ -1,0 +1,66 @@
+"""The bluesky documents the writers take, typed with event-model's own TypedDicts.
+
+Documents are plain dicts at run time; these names let mypy check that each layer reads the
+fields a document declares. Keys a plan adds beyond event-model's schema (a start document's
+``shape``, ``grid``, ``motors``, ``plan_pattern_args``) are read through ``Mapping[str, Any]``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+from event_model.documents import (
+    DataKey,
+    Datum,
+    DatumPage,
+    Event,
+    EventDescriptor,
+    EventPage,
+    Resource,
+    RunStart,
+    RunStop,
+    StreamDatum,
+    StreamResource,
+)
+
+__all__ = [
+    "DataKey",
+    "Datum",
+    "DatumPage",
+    "Document",
+    "DocumentName",
+    "Event",
+    "EventDescriptor",
+    "EventPage",
+    "Resource",
+    "RunStart",
+    "RunStop",
+    "StreamDatum",
+    "StreamResource",
+]
+
+DocumentName: TypeAlias = Literal[
+    "start",
+    "descriptor",
+    "event",
+    "event_page",
+    "stop",
+    "resource",
+    "datum",
+    "datum_page",
+    "stream_resource",
+    "stream_datum",
+]
+
+Document: TypeAlias = (
+    RunStart
+    | EventDescriptor
+    | Event
+    | EventPage
+    | RunStop
+    | Resource
+    | Datum
+    | DatumPage
+    | StreamResource
+    | StreamDatum
+)

@@ -1,0 +1,52 @@
+"""From documents to what is stored: pure functions, no I/O.
+
+- :mod:`._grid`: the grid a start document declares (dims, setpoints, snaking).
+- :mod:`._schema`: one :class:`StreamSchema` per stream, for every format (dtypes, shapes,
+  dimension names, roles, units, external keys, and the consistency checks).
+- :mod:`._chunking`: chunk and shard shapes (defaults, requests, :func:`propose_chunks`).
+- :mod:`._values`: readings as their declared dtype when nothing is lost.
+
+Each format maps a schema onto its own layout (``sinks.zarr``, ``sinks.tables``).
+"""
+
+from ._chunking import (
+    FRAME_BYTES,
+    TARGET_CHUNK_BYTES,
+    TARGET_SHARD_BYTES,
+    ChunkProposal,
+    ChunkRequest,
+    ShardRequest,
+    check_request,
+    event_chunks,
+    propose_chunks,
+    resolve_chunks,
+    resolve_shards,
+)
+from ._grid import Grid, GridAxis, grid_from_start
+from ._schema import EVENT_DIM, Role, StreamSchema, Variable, reading_dtype, safe_name, stream_schema
+from ._values import lossless_cast
+
+__all__ = [
+    "EVENT_DIM",
+    "FRAME_BYTES",
+    "TARGET_CHUNK_BYTES",
+    "TARGET_SHARD_BYTES",
+    "ChunkProposal",
+    "ChunkRequest",
+    "Grid",
+    "GridAxis",
+    "Role",
+    "ShardRequest",
+    "StreamSchema",
+    "Variable",
+    "check_request",
+    "event_chunks",
+    "grid_from_start",
+    "lossless_cast",
+    "propose_chunks",
+    "reading_dtype",
+    "resolve_chunks",
+    "resolve_shards",
+    "safe_name",
+    "stream_schema",
+]

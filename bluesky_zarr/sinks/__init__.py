@@ -1,0 +1,27 @@
+"""The output formats: one run-sink base, the data-key selection, and each format's package.
+
+Every format is a :class:`Format` (a frozen value a writer is given) that opens one
+:class:`RunSink` per run. The base owns the documents, the run's status and errors and the
+stream schemas; ``zarr`` and ``tables`` write only what differs, and never import each other.
+"""
+
+from ._format import Format, resolve_formats
+from ._run import RunSink
+from ._selection import DataKeys, Selection, normalize_data_keys
+from .tables import ArrowIPC, Parquet, TableFormat, finalize_parquet
+from .zarr import Zarr, ZarrOptions
+
+__all__ = [
+    "ArrowIPC",
+    "DataKeys",
+    "Format",
+    "Parquet",
+    "RunSink",
+    "Selection",
+    "TableFormat",
+    "Zarr",
+    "ZarrOptions",
+    "finalize_parquet",
+    "normalize_data_keys",
+    "resolve_formats",
+]

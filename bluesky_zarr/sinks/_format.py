@@ -1,0 +1,88 @@
+"""The base of the output formats, and the registry that finds them by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._documents import RunStart
+from .._errors import ConfigurationError
+from ._run import RunSink
+from ._selection import DataKeys, Selection, normalize_data_keys
+
+__all__ = ["Format", "resolve_formats"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """Base of the output formats: what a writer writes for each run, and which data keys.
+
+    Subclasses are small frozen dataclasses (:class:`~bluesky_zarr.Zarr`,
+    :class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`); give one or more to
+    :class:`~bluesky_zarr.Writer` or :func:`~bluesky_zarr.export`.
+
+    Parameters
+    ----------
+    data_keys
+        Which data keys this format writes: ``"all"``, ``"arrays"`` (readings with a non-empty
+        shape), ``"scalars"`` (the rest), or a list of data key names. ``time``, ``seq_num`` and
+        grid indices always come along.
+    """
+
+    label: ClassVar[str] = ""
+    """The format's name in ``artifacts`` and in ``format=...``."""
+    registry: ClassVar[dict[str, type[Format]]] = {}
+
+    data_keys: DataKeys = "all"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.label:
+            Format.registry[cls.label] = cls
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_keys", normalize_data_keys(self.data_keys, type(self).__name__))
+
+    @property
+    def selection(self) -> Selection:
+        return self.data_keys  # type: ignore[return-value]  # checked in __post_init__
+
+    def output_path(self, directory: Path, prefix: str) -> Path:
+        """Where a run with this file prefix goes (a store, or a directory of per-stream files)."""
+        raise NotImplementedError
+
+    def existing_output(self, path: Path) -> Path | None:
+        """An output of this format already at ``path`` (that a new run would replace), or ``None``."""
+        return path if path.exists() else None
+
+    def open(self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path]) -> RunSink[Any]:
+        """The sink that writes one run at ``path``; appends the files it makes to ``artifacts``."""
+        raise NotImplementedError
+
+
+def resolve_formats(formats: Iterable[Format | str]) -> tuple[Format, ...]:
+    """Format objects from objects or names (``"zarr"``, ``"parquet"``, ``"arrow"``)."""
+    resolved: list[Format] = []
+    for item in formats:
+        if isinstance(item, Format):
+            resolved.append(item)
+        elif isinstance(item, str) and item.lower() in Format.registry:
+            resolved.append(Format.registry[item.lower()]())
+        else:
+            names = ", ".join(repr(n) for n in sorted(Format.registry))
+            raise ConfigurationError(
+                f"unknown format {item!r}: give one of {names}, or a format object such as "
+                "Parquet(compression='snappy')"
+            )
+    if not resolved:
+        raise ConfigurationError("give at least one format, e.g. Writer('data/', Zarr(), Parquet())")
+    labels = [f.label for f in resolved]
+    doubled = sorted({label for label in labels if labels.count(label) > 1})
+    if doubled:
+        raise ConfigurationError(
+            f"{doubled[0]!r} is given twice; two formats of one kind would write the same files. Use one "
+            "per writer, or two writers with different file_prefix"
+        )
+    return tuple(resolved)

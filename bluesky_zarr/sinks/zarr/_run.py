@@ -1,0 +1,91 @@
+"""One run into one Zarr v3 store: the Zarr format's run sink.
+
+Everything here runs in the writer's own thread, never in the RunEngine's. The root group holds
+the start document, the stop document when it comes, and the run's ``status``; one group per
+stream holds its arrays. At the end of the run the root's metadata is consolidated for readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..._documents import EventPage, RunStart
+from ..._encoding import to_json
+from ...layout import StreamSchema
+from ...storage import LocalStorage
+from .._run import RunSink
+from .._selection import Selection
+from ._layout import zarr_layout
+from ._metadata import Nodes
+from ._options import ZarrOptions
+from ._stream import ZarrStream
+
+__all__ = ["ZarrRun"]
+
+FORMAT_VERSION = 1
+
+
+def _group_name(stream: str) -> str:
+    name = stream.replace("/", "_")
+    return name if name not in {"", ".", ".."} and not name.startswith("__") else f"stream_{name}"
+
+
+class ZarrRun(RunSink[ZarrStream]):
+    """Writes the documents of one run into the store at ``path``."""
+
+    def __init__(
+        self,
+        path: Path,
+        start: RunStart,
+        *,
+        overwrite: bool = False,
+        options: ZarrOptions | None = None,
+        selection: Selection = "all",
+    ) -> None:
+        storage = LocalStorage(path)
+        super().__init__(start, storage, label="zarr", selection=selection)
+        self.options = options or ZarrOptions()
+        self.path = path
+        storage.create(overwrite=overwrite)
+        self.nodes = Nodes(storage)
+        self._write_root()
+
+    def _write_root(self, *, consolidated: bool = False) -> None:
+        attrs: dict[str, Any] = {
+            "start": to_json(self.start_doc),
+            "stop": to_json(self.stop_doc),
+            "status": self.status,
+            "bluesky_zarr": {"format": FORMAT_VERSION},
+        }
+        if self.errors:
+            attrs["errors"] = self.errors
+        self.nodes.put_root(attrs, consolidated=consolidated)
+
+    def open_stream(self, schema: StreamSchema) -> ZarrStream:
+        stream = ZarrStream(
+            self.storage, self.nodes, _group_name(schema.name), zarr_layout(schema, self.options), self.uid
+        )
+        stream.flush()
+        return stream
+
+    def update_stream(self, stream: ZarrStream, schema: StreamSchema) -> None:
+        stream.update_layout(zarr_layout(schema, self.options))
+        stream.flush()
+
+    def write_page(self, stream: ZarrStream, page: EventPage) -> None:
+        stream.write_page(page)
+
+    def flush(self, *, final: bool = False) -> None:
+        first: BaseException | None = None
+        for stream in self.streams.values():
+            try:
+                stream.flush(final=final)
+            except Exception as err:
+                first = first or err
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        """Record the status and consolidate the metadata for readers."""
+        self._write_root(consolidated=True)

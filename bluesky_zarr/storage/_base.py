@@ -1,0 +1,126 @@
+"""The storage interface: the only way bytes of an output reach a store.
+
+An output (a Zarr store, a run directory of tables) is a :class:`Storage`: a root and objects
+below it under ``/``-separated keys. The interface is shaped for immutable objects, so that an
+object-store implementation fits it as well as a file system:
+
+- :meth:`Storage.put` writes a whole object at once; a reader sees the old object or the new
+  one, never a part.
+- :meth:`Storage.writer` streams a whole object that appears, whole, when the block ends.
+- :meth:`Storage.grow` opens an object that is filled in place (a shard, a live Arrow stream);
+  :meth:`GrowingObject.publish` makes what it holds so far visible.
+- :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
+  :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
+  (every run syncs at its ``stop``).
+
+Every ``OSError`` becomes one :class:`~bluesky_zarr.WriteError` that names the path and keeps the
+``errno``, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from typing import BinaryIO
+
+__all__ = ["GrowingObject", "Storage"]
+
+Bytes = bytes | bytearray | memoryview
+
+
+class GrowingObject(ABC):
+    """One object filled in place: appended to, patched at an offset, read back, published."""
+
+    key: str
+    size: int
+    """The bytes written so far (the offset of the next append)."""
+
+    @abstractmethod
+    def append(self, data: Bytes) -> int:
+        """Write ``data`` at the end; returns the offset it was written at."""
+
+    @abstractmethod
+    def write_at(self, offset: int, data: Bytes) -> None:
+        """Overwrite bytes at ``offset`` (within what was written)."""
+
+    @abstractmethod
+    def read_at(self, offset: int, nbytes: int) -> bytes:
+        """Bytes written earlier."""
+
+    @abstractmethod
+    def publish(self) -> None:
+        """Make everything written so far visible to readers (a hidden object appears at its key)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Publish and release the object; calling it again does nothing."""
+
+
+class Storage(ABC):
+    """A root and the objects below it, keyed by ``/``-separated keys relative to the root."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the root is (a path, a URL), for messages and ``artifacts``."""
+
+    @abstractmethod
+    def describe(self, key: str) -> str:
+        """Where ``key`` is, for messages."""
+
+    # --- the root ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(self, *, overwrite: bool = False, exist_ok: bool = False) -> None:
+        """Create the root. An existing one is an error (``FileExistsError``) unless ``exist_ok``;
+        with ``overwrite`` it is removed first."""
+
+    @abstractmethod
+    def exists(self, key: str = "") -> bool:
+        """Whether an object (or, for ``""``, the root) is there."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """The names directly below ``prefix`` (objects and folders), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object, or everything below a prefix; nothing there is not an error."""
+
+    # --- whole objects ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def put(self, key: str, data: Bytes, *, durable: bool = False) -> None:
+        """Write a whole object atomically; with ``durable`` it is on disk when this returns."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """The size of an object in bytes (0 if it is not there)."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """A whole object, or ``None`` if it is not there."""
+
+    @abstractmethod
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to stream one whole object into; it appears at ``key``, durable, when the block
+        ends without an error, and not at all otherwise."""
+
+    @abstractmethod
+    def reader(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to read one object from."""
+
+    @abstractmethod
+    def rename(self, key: str, new_key: str) -> None:
+        """Move an object to another key in one step (replacing what is there)."""
+
+    # --- growing objects and durability -----------------------------------------------------------
+
+    @abstractmethod
+    def grow(self, key: str, *, hidden: bool = True, reopen: bool = False) -> GrowingObject:
+        """An object to fill in place. ``hidden``: invisible until first published; ``reopen``:
+        continue an object published and closed before."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make everything written so far durable: objects and the folders that name them."""

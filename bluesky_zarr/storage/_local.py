@@ -1,0 +1,255 @@
+"""The storage interface on a local file system: a directory, its files, their folders.
+
+Every whole object is written to a hidden temporary file beside its final name and renamed into
+place, so a reader (or a crash) never sees half an object. Files written without ``durable`` are
+remembered and synced, with their folders, at :meth:`LocalStorage.sync`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .._errors import WriteError
+from ._base import Bytes, GrowingObject, Storage
+
+__all__ = ["LocalStorage"]
+
+
+@contextlib.contextmanager
+def _wrapped(path: Path, action: str = "write") -> Iterator[None]:
+    """The one place an ``OSError`` becomes a :class:`WriteError` naming the path."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as err:
+        raise WriteError(err.errno, f"cannot {action} {path}: {err.strerror or err}") from err
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: Bytes, offset: int | None = None) -> None:
+    view = memoryview(data).cast("B")
+    written = 0
+    while written < len(view):
+        if offset is None:
+            written += os.write(fd, view[written:])
+        else:
+            written += os.pwrite(fd, view[written:], offset + written)
+
+
+class _LocalGrowing(GrowingObject):
+    def __init__(self, storage: LocalStorage, key: str, *, hidden: bool, reopen: bool) -> None:
+        self.storage = storage
+        self.key = key
+        self.path = storage.path(key)
+        self._visible = reopen or not hidden
+        target = self.path if self._visible else _temporary(self.path)
+        flags = os.O_RDWR if reopen else os.O_RDWR | os.O_CREAT | os.O_TRUNC
+        with _wrapped(self.path):
+            storage.make_folder(self.path.parent)
+            self._fd: int | None = os.open(target, flags, 0o644)
+            self.size = os.fstat(self._fd).st_size
+        storage.touched(self.path)
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise WriteError(f"{self.path} was closed; it takes no more writes")
+        return self._fd
+
+    def append(self, data: Bytes) -> int:
+        offset = self.size
+        with _wrapped(self.path):
+            _write_all(self._open_fd(), data, offset)
+        self.size += memoryview(data).nbytes
+        return offset
+
+    def write_at(self, offset: int, data: Bytes) -> None:
+        with _wrapped(self.path):
+            _write_all(self._open_fd(), data, offset)
+
+    def read_at(self, offset: int, nbytes: int) -> bytes:
+        with _wrapped(self.path, "read"):
+            return os.pread(self._open_fd(), nbytes, offset)
+
+    def publish(self) -> None:
+        if not self._visible:
+            with _wrapped(self.path):
+                os.replace(_temporary(self.path), self.path)
+            self._visible = True
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        self.publish()
+        fd, self._fd = self._fd, None
+        with _wrapped(self.path):
+            os.close(fd)
+
+
+class LocalStorage(Storage):
+    """Objects as files below the directory ``root``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._folders: set[Path] = set()
+        """folders known to exist"""
+        self._unsynced: set[Path] = set()
+        """files (and folders) written since the last sync"""
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def path(self, key: str) -> Path:
+        """The file of ``key``."""
+        return self.root / key if key else self.root
+
+    def describe(self, key: str) -> str:
+        return str(self.path(key))
+
+    def make_folder(self, folder: Path) -> None:
+        if folder not in self._folders:
+            with _wrapped(folder, "create"):
+                folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+            self._unsynced.add(folder.parent)
+
+    def touched(self, path: Path) -> None:
+        self._unsynced.add(path)
+        self._unsynced.add(path.parent)
+
+    # --- the root ---------------------------------------------------------------------------------
+
+    def create(self, *, overwrite: bool = False, exist_ok: bool = False) -> None:
+        if overwrite and self.root.exists():
+            with _wrapped(self.root, "replace"):
+                if self.root.is_dir():
+                    shutil.rmtree(self.root)
+                else:
+                    self.root.unlink()
+        with _wrapped(self.root, "create"):
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir()
+            except FileExistsError:
+                if not (exist_ok and self.root.is_dir()):
+                    raise
+        self._folders.add(self.root)
+        self._unsynced.add(self.root.parent)
+
+    def exists(self, key: str = "") -> bool:
+        return self.path(key).exists()
+
+    def list(self, prefix: str = "") -> list[str]:
+        folder = self.path(prefix)
+        try:
+            return sorted(p.name for p in folder.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        with _wrapped(path, "remove"):
+            if path.is_dir():
+                shutil.rmtree(path)
+                self._folders = {f for f in self._folders if f != path and path not in f.parents}
+            else:
+                path.unlink(missing_ok=True)
+        self._unsynced.add(path.parent)
+
+    # --- whole objects ----------------------------------------------------------------------------
+
+    def put(self, key: str, data: Bytes, *, durable: bool = False) -> None:
+        path = self.path(key)
+        tmp = _temporary(path)
+        with _wrapped(path):
+            self.make_folder(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        if durable:
+            self._unsynced.add(path.parent)
+        else:
+            self.touched(path)
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def get(self, key: str) -> bytes | None:
+        path = self.path(key)
+        with _wrapped(path, "read"):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+    @contextlib.contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        path = self.path(key)
+        tmp = _temporary(path)
+        try:
+            with _wrapped(path):
+                self.make_folder(path.parent)
+                with open(tmp, "wb") as file:
+                    yield file
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._unsynced.add(path.parent)
+
+    @contextlib.contextmanager
+    def reader(self, key: str) -> Iterator[BinaryIO]:
+        path = self.path(key)
+        with _wrapped(path, "read"), open(path, "rb") as file:
+            yield file
+
+    def rename(self, key: str, new_key: str) -> None:
+        path, new = self.path(key), self.path(new_key)
+        with _wrapped(new):
+            self.make_folder(new.parent)
+            os.replace(path, new)
+        self._unsynced.update({path.parent, new.parent})
+
+    # --- growing objects and durability -----------------------------------------------------------
+
+    def grow(self, key: str, *, hidden: bool = True, reopen: bool = False) -> GrowingObject:
+        return _LocalGrowing(self, key, hidden=hidden, reopen=reopen)
+
+    def sync(self) -> None:
+        """fsync every file written since the last sync, then the folders that hold them."""
+        pending, self._unsynced = self._unsynced, set()
+        for path in sorted(pending, key=lambda p: (p.is_dir(), -len(p.parts))):
+            # a file replaced or removed since is gone from its folder, which is synced
+            with _wrapped(path, "sync"), contextlib.suppress(FileNotFoundError):
+                _fsync(path)

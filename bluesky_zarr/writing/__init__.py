@@ -1,0 +1,25 @@
+"""What the RunEngine sees: the writer callback, its buffer and router, and ``export``.
+
+A document's path: :class:`Writer` (the caller's thread: claim the outputs at ``start``, put
+the document in the :class:`DocumentBuffer`) -> the writer thread (consecutive events become one
+page) -> :class:`Router` (the run, external data filled) -> :class:`RunFanOut` (every format's
+:class:`~bluesky_zarr.sinks.RunSink`, guarded) -> the format -> its storage.
+"""
+
+from ._buffer import DocumentBuffer
+from ._export import export, feed
+from ._router import Router, RunFanOut
+from ._writer import Writer
+from ._writers import ArrowWriter, ParquetWriter, ZarrWriter
+
+__all__ = [
+    "ArrowWriter",
+    "DocumentBuffer",
+    "ParquetWriter",
+    "Router",
+    "RunFanOut",
+    "Writer",
+    "ZarrWriter",
+    "export",
+    "feed",
+]

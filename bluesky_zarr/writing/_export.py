@@ -1,0 +1,57 @@
+"""Writing runs that already exist: a list of documents, a databroker run, a document file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..sinks import Format
+from ._writer import Writer
+
+__all__ = ["export", "feed"]
+
+
+def feed(writer: Writer, documents: Iterable[tuple[str, Any]]) -> None:
+    """Give every ``(name, doc)`` pair to ``writer`` in order."""
+    for name, doc in documents:
+        writer(name, doc)
+
+
+def export(
+    documents: Iterable[tuple[str, Any]],
+    directory: str | Path,
+    file_prefix: str = "{start[uid]}",
+    *,
+    format: Format | str | Sequence[Format | str] = "zarr",
+    overwrite: bool = False,
+    handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+) -> dict[str, list[Path]]:
+    """Write existing ``(name, doc)`` pairs (a databroker run, a document file) in one or more formats.
+
+    The suitcase convention: returns the artifacts, ``{label: [path, ...]}``, e.g.
+    ``{"zarr": [store, ...]}`` or ``{"parquet": [<run>/primary.parquet, ...]}``.
+
+    Parameters
+    ----------
+    documents
+        ``(name, doc)`` pairs; may hold many runs, each written on its own.
+    directory
+        Where the outputs go; created if missing.
+    file_prefix
+        ``str.format`` template filled from each start document.
+    format
+        A format name (``"zarr"``, ``"parquet"``, ``"arrow"``), a format object
+        (``Parquet(compression="snappy")``), or a list of those: all are written in one pass.
+    overwrite
+        Replace existing outputs of the same name instead of raising
+        :class:`~bluesky_zarr.StoreExistsError`.
+    handler_registry
+        ``{spec: handler}`` for external data (legacy Resource/Datum).
+    """
+    formats = [format] if isinstance(format, Format | str) else list(format)
+    with Writer(
+        directory, *formats, file_prefix=file_prefix, overwrite=overwrite, handler_registry=handler_registry
+    ) as writer:
+        feed(writer, documents)
+    return writer.artifacts

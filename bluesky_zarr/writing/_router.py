@@ -1,0 +1,232 @@
+"""Documents to the run they belong to, and each run's documents to every format, in the writer thread.
+
+A lean stand-in for :class:`event_model.RunRouter` with its :class:`event_model.Filler`: the same
+routing by run, descriptor and resource, with the Filler called only for descriptors that declare
+external data keys. Each run's :class:`RunFanOut` hands every document to each format's sink,
+guarded, so one failing format stops no other; a page made of several documents that a sink
+refuses is handed to it again one document at a time, so a bad reading costs only its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import event_model
+
+from .._documents import RunStart
+from .._errors import DocumentError
+from ..sinks import RunSink
+from ._paging import merge_pages, page_of
+
+__all__ = ["Router", "RouterOwner", "RunFanOut"]
+
+
+class RouterOwner(Protocol):
+    """What the router needs of the writer that owns it."""
+
+    handler_registry: dict[str, Callable[..., Any]] | None
+
+    def open_run(self, uid: str, start: RunStart) -> RunFanOut:
+        """The sinks of a new run."""
+        ...
+
+    def record(self, err: BaseException, uid: str, name: str, label: str = "") -> None:
+        """Remember an error, to be raised in the caller's thread at its next document."""
+        ...
+
+
+class RunFanOut:
+    """One run's sinks, one per format; each is guarded, so one failing format stops no other."""
+
+    __slots__ = ("external", "filler", "sinks", "uid", "writer")
+
+    def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
+        self.writer = writer
+        self.uid = uid
+        self.sinks = sinks
+        self.filler = event_model.Filler(writer.handler_registry or {}, inplace=False)
+        self.external: dict[str, bool] = {}
+        """descriptor uid -> whether its events may hold datum ids to fill"""
+
+    def send(self, name: str, doc: Any) -> None:
+        for label, sink in self.sinks:
+            try:
+                sink(name, doc)
+            except Exception as err:
+                self.fail(err, name, label, sink)
+
+    def fail(self, err: BaseException, name: str, label: str, sink: RunSink[Any]) -> None:
+        self.writer.record(err, self.uid, name, label)
+        with contextlib.suppress(Exception):
+            sink.note_error(err)
+
+    def call(self, what: str, action: Callable[[RunSink[Any]], object]) -> None:
+        for label, sink in self.sinks:
+            try:
+                action(sink)
+            except Exception as err:
+                self.fail(err, what, label, sink)
+
+    def descriptor(self, doc: Any) -> None:
+        self.external[doc["uid"]] = any(
+            isinstance(v, Mapping) and v.get("external") for v in (doc.get("data_keys") or {}).values()
+        )
+        self.filler.descriptor(doc)
+        self.send("descriptor", doc)
+
+    def events(self, events: Sequence[Any]) -> None:
+        """Consecutive events of one descriptor, as one page when they share their keys."""
+        if self.external.get(events[0]["descriptor"]):
+            page = self.fill(event_model.pack_event_page(*events))
+            if page is not None:
+                self.send("event_page", page)
+            return
+        page = page_of(events) if len(events) > 1 else None
+        if page is None:
+            for event in events:
+                self.send("event", event)
+        else:
+            self.send_merged(page, "event", events)
+
+    def event_pages(self, pages: Sequence[Any]) -> None:
+        """Consecutive event pages of one descriptor, as one page when they share their keys."""
+        if self.external.get(pages[0]["descriptor"]):
+            for doc in pages:
+                filled = self.fill(doc)
+                if filled is not None:
+                    self.send("event_page", filled)
+            return
+        page = merge_pages(pages) if len(pages) > 1 else None
+        if page is None:
+            for doc in pages:
+                self.send("event_page", doc)
+        else:
+            self.send_merged(page, "event_page", pages)
+
+    def send_merged(self, page: Any, name: str, parts: Sequence[Any]) -> None:
+        """Send a page made of several documents; a sink it fails in gets them one by one.
+
+        So a bad reading costs only its own document, and the error names it.
+        """
+        for label, sink in self.sinks:
+            try:
+                sink("event_page", page)
+            except Exception:
+                for doc in parts:
+                    try:
+                        sink(name, doc)
+                    except Exception as err:
+                        self.fail(err, name, label, sink)
+
+    def fill(self, page: Any) -> Any:
+        """Load external data; a spec without a handler passes through unfilled (the sinks say so)."""
+        try:
+            return self.filler.event_page(page)
+        except event_model.UndefinedAssetSpecification:
+            return page
+        except Exception as err:
+            self.writer.record(err, self.uid, "event_page", "filling external data")
+            return None
+
+
+class Router:
+    """Documents to the run they belong to, in the writer thread.
+
+    A lean stand-in for :class:`event_model.RunRouter` with its :class:`event_model.Filler`:
+    the same routing by run, descriptor and resource, with the Filler called only for
+    descriptors that declare external data keys.
+    """
+
+    def __init__(self, writer: RouterOwner) -> None:
+        self.writer = writer
+        self.runs: dict[str, RunFanOut] = {}
+        self.by_descriptor: dict[str, RunFanOut] = {}
+        self.by_resource: dict[str, RunFanOut] = {}
+        self.by_stream_resource: dict[str, RunFanOut] = {}
+
+    def __call__(self, name: str, doc: Any) -> None:
+        handler = getattr(self, f"_{name}", None)
+        if handler is None:
+            raise DocumentError(f"a document named {name!r} is not a bluesky document this writer knows")
+        handler(doc)
+
+    def _start(self, doc: Any) -> None:
+        uid = str(doc["uid"])
+        if uid in self.runs:
+            raise DocumentError(f"run {uid}: a second start document with the same uid; it was ignored")
+        run = self.runs[uid] = self.writer.open_run(uid, doc)
+        run.send("start", doc)
+
+    def _run_of(self, doc: Any, key: str, table: dict[str, RunFanOut], what: str) -> RunFanOut:
+        ref = doc.get(key)
+        run = table.get(ref) if isinstance(ref, str) else None
+        if run is None:
+            raise DocumentError(
+                f"a {what} document refers to {key} {ref!r}, which no start or descriptor this writer "
+                "received declares; give the writer every document of a run, from its start"
+            )
+        return run
+
+    def _descriptor(self, doc: Any) -> None:
+        run = self._run_of(doc, "run_start", self.runs, "descriptor")
+        self.by_descriptor[doc["uid"]] = run
+        run.descriptor(doc)
+
+    def events(self, name: str, docs: Sequence[Any]) -> None:
+        """Consecutive events, or event pages, of one descriptor."""
+        run = self._run_of(docs[0], "descriptor", self.by_descriptor, name)
+        if name == "event":
+            run.events(docs)
+        else:
+            run.event_pages(docs)
+
+    def _event(self, doc: Any) -> None:
+        self.events("event", [doc])
+
+    def _event_page(self, doc: Any) -> None:
+        self.events("event_page", [doc])
+
+    def _stop(self, doc: Any) -> None:
+        run = self._run_of(doc, "run_start", self.runs, "stop")
+        run.send("stop", doc)
+        with contextlib.suppress(Exception):
+            run.filler.close()
+        self.forget(run.uid)
+
+    def _resource(self, doc: Any) -> None:
+        ref = doc.get("run_start")
+        runs = [self.runs[ref]] if ref in self.runs else list(self.runs.values())
+        for run in runs:
+            self.by_resource[doc["uid"]] = run
+            run.filler.resource(doc)
+
+    def _datum(self, doc: Any) -> None:
+        self._datum_page(event_model.pack_datum_page(doc))
+
+    def _datum_page(self, doc: Any) -> None:
+        run = self.by_resource.get(doc.get("resource"))
+        for each in [run] if run is not None else list(self.runs.values()):
+            each.filler.datum_page(doc)
+
+    def _stream_resource(self, doc: Any) -> None:
+        run = self._run_of(doc, "run_start", self.runs, "stream_resource")
+        self.by_stream_resource[doc["uid"]] = run
+        run.send("stream_resource", doc)
+
+    def _stream_datum(self, doc: Any) -> None:
+        self._run_of(doc, "stream_resource", self.by_stream_resource, "stream_datum").send(
+            "stream_datum", doc
+        )
+
+    def _bulk_events(self, doc: Any) -> None:
+        for page in event_model.bulk_events_to_event_pages(doc):
+            self._event_page(page)
+
+    def forget(self, uid: str) -> None:
+        """Drop a finished run and everything that points to it."""
+        run = self.runs.pop(uid, None)
+        for table in (self.by_descriptor, self.by_resource, self.by_stream_resource):
+            for key in [k for k, v in table.items() if v is run]:
+                del table[key]

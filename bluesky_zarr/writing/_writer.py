@@ -1,0 +1,313 @@
+"""The writer: a ``cb(name, doc)`` callable that never makes the RunEngine wait on disk.
+
+The RunEngine's thread does the little that must fail before anything is written (each output's
+name, whether it exists), hands each document to a bounded buffer and returns. One writer thread
+routes the documents to the run they belong to, fills external data, and fans each document out
+to every format of the writer (Zarr, Parquet, Arrow IPC): one pass over the documents, however
+many formats. When the buffer is full, the RunEngine blocks until there is room: documents are
+never dropped. An error in the writer thread is raised in the RunEngine's thread at the next
+document, and at ``stop`` the RunEngine waits until the run is on disk, so a run that ends
+without an error is complete.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._documents import RunStart
+from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
+from .._naming import render_file_prefix
+from ..sinks import Format, RunSink, resolve_formats
+from ._buffer import DocumentBuffer, document_nbytes
+from ._paging import PAGE_EVENTS, PAGE_PAGES
+from ._router import Router, RunFanOut
+
+__all__ = ["Writer"]
+
+_FLUSH, _CLOSE = "__flush__", "__close__"
+
+
+class Writer:
+    """A bluesky callback that writes each run in one or more formats, from one pass over the documents.
+
+    Subscribe it to a RunEngine (``RE.subscribe(Writer("data/", Zarr(data_keys="arrays"),
+    Parquet(data_keys="scalars")))``), a ``RemoteDispatcher``, or call it with ``(name, doc)``
+    pairs. The RunEngine never waits on disk: documents go through a bounded buffer to a writer
+    thread, which hands each document to every format. A format that fails records the error
+    (raised in the caller at the next document, naming the run, the format and the path) and the
+    other formats go on writing.
+
+    Parameters
+    ----------
+    directory
+        Where the outputs go; created if missing.
+    *formats
+        Format objects (:class:`~bluesky_zarr.Zarr`, :class:`~bluesky_zarr.Parquet`,
+        :class:`~bluesky_zarr.ArrowIPC`) or their names (``"zarr"``, ``"parquet"``, ``"arrow"``).
+        At most one of each kind.
+    file_prefix
+        ``str.format`` template filled from the start document, e.g. ``"{start[scan_id]}-"``.
+        A value from the metadata that would leave ``directory`` is refused.
+    overwrite
+        Replace existing outputs of the same name. By default an existing output of any of the
+        formats is an error (:class:`~bluesky_zarr.StoreExistsError`) raised at ``start``, and
+        nothing of the run is written.
+    handler_registry
+        ``{spec: handler}`` for external data (legacy Resource/Datum), filled with
+        :class:`event_model.Filler` in the writer thread.
+    buffer_bytes
+        How many bytes of readings may wait for the disk before the RunEngine blocks.
+    flush_interval
+        Seconds between making what was received visible to readers (partial chunks, Parquet
+        parts, Arrow batches).
+
+    Attributes
+    ----------
+    artifacts : dict[str, list[pathlib.Path]]
+        The files and stores written, by format label (the suitcase convention). Table formats
+        list their per-stream files, Zarr its stores.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *formats: Format | str,
+        file_prefix: str = "{start[uid]}",
+        overwrite: bool = False,
+        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+        buffer_bytes: int = 512 * 1024**2,
+        flush_interval: float = 1.0,
+    ) -> None:
+        if buffer_bytes <= 0 or flush_interval <= 0:
+            raise ConfigurationError("buffer_bytes and flush_interval must be positive")
+        self.formats = resolve_formats(formats)
+        self.directory = Path(directory)
+        self.file_prefix = file_prefix
+        self.overwrite = overwrite
+        self.handler_registry = dict(handler_registry) if handler_registry is not None else None
+        self.flush_interval = flush_interval
+        self._buffer = DocumentBuffer(buffer_bytes)
+        self._errors: list[BaseException] = []
+        self._errors_lock = threading.Lock()
+        self._closed = False
+        self._claimed: dict[str, dict[str, Path]] = {}
+        """run uid -> {format label: output path}, decided in the caller's thread at ``start``"""
+        self._taken: set[tuple[str, Path]] = set()
+        self._refused: set[str] = set()
+        self._refused_descriptors: set[str] = set()
+        self._array_keys: dict[str, tuple[str, ...]] = {}
+        """descriptor uid -> its data keys with array readings, for the buffer's bound"""
+        self._router = Router(self)
+        self.artifacts: dict[str, list[Path]] = {f.label: [] for f in self.formats}
+        self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
+        self._thread.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        formats = ", ".join(repr(f) for f in self.formats)
+        return f"Writer({str(self.directory)!r}, {formats}, file_prefix={self.file_prefix!r})"
+
+    # --- the caller's thread ----------------------------------------------------------------------
+
+    def __call__(self, name: str, doc: Any) -> tuple[str, Any]:
+        """Take one document; then raise an error that the writer thread met since the last call.
+
+        The document is taken even so: the formats that work go on writing it.
+        """
+        if self._closed:
+            raise BlueskyZarrError(f"{self!r} is closed; create a new writer for more runs")
+        if name == "start":
+            try:
+                self._claim(doc)
+            except BlueskyZarrError:
+                self._refused.add(str(doc.get("uid")))
+                raise
+        elif self._refused and self._is_refused(name, doc):
+            return name, doc
+        if name == "event" and (arrays := self._array_keys.get(doc["descriptor"])) is not None:
+            # the common case costs a dict look-up: a descriptor says which keys hold arrays
+            nbytes = 1024 + sum(getattr(doc["data"].get(k), "nbytes", 0) for k in arrays) if arrays else 1024
+        else:
+            nbytes = document_nbytes(doc)
+            if name == "descriptor":
+                self._array_keys[doc["uid"]] = tuple(
+                    k
+                    for k, v in (doc.get("data_keys") or {}).items()
+                    if isinstance(v, Mapping) and v.get("shape")
+                )
+        self._buffer.put(name, doc, nbytes)
+        if name == "stop":
+            self._buffer.join()
+        if self._errors:
+            self._raise_pending()
+        return name, doc
+
+    def _is_refused(self, name: str, doc: Any) -> bool:
+        if name == "descriptor" and doc.get("run_start") in self._refused:
+            self._refused_descriptors.add(doc["uid"])
+            return True
+        if name in {"event", "event_page"}:
+            return doc.get("descriptor") in self._refused_descriptors
+        return doc.get("run_start") in self._refused
+
+    def _claim(self, start: Mapping[str, Any]) -> None:
+        uid = str(start.get("uid"))
+        prefix = render_file_prefix(self.file_prefix, start)
+        claims: dict[str, Path] = {}
+        for fmt in self.formats:
+            path = fmt.output_path(self.directory, prefix)
+            taken = (fmt.label, path) in self._taken
+            existing = path if taken else (None if self.overwrite else fmt.existing_output(path))
+            if existing is not None:
+                how = " (written by this writer for another run)" if taken else ""
+                raise StoreExistsError(
+                    f"run {uid}: {existing} exists already{how}; "
+                    "nothing was written. Choose a file_prefix that differs between runs (the default "
+                    "'{start[uid]}' does), or pass overwrite=True to replace it"
+                )
+            claims[fmt.label] = path
+        self._claimed[uid] = claims
+        self._taken.update(claims.items())
+
+    def flush(self) -> None:
+        """Wait until every document taken so far is written and visible; raise any write error."""
+        if not self._closed:
+            self._buffer.put(_FLUSH, None, 0)
+            self._buffer.join()
+        self._raise_pending()
+
+    def close(self) -> None:
+        """Write everything, finish runs that got no stop document, and end the writer thread.
+
+        Runs that got no stop document keep what they have, with status ``"incomplete"``.
+        Calling ``close`` again does nothing.
+        """
+        if self._closed:
+            return
+        self._buffer.put(_CLOSE, None, 0)
+        self._thread.join()
+        self._closed = True
+        self._raise_pending()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # do not hide the error in flight
+            with contextlib.suppress(BlueskyZarrError):
+                self.close()
+
+    def _raise_pending(self) -> None:
+        with self._errors_lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            first = errors[0]
+            if len(errors) > 1:
+                first.add_note(f"{len(errors) - 1} more error(s) followed; the first is shown")
+            raise first
+
+    # --- the writer thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            items = self._buffer.take(self.flush_interval, 8 * PAGE_EVENTS)
+            closing = False
+            i, n = 0, len(items)
+            while i < n:
+                name, doc, _ = items[i]
+                if name == "event" or name == "event_page":
+                    j = i + 1
+                    descriptor = doc.get("descriptor")
+                    most = PAGE_EVENTS if name == "event" else PAGE_PAGES
+                    while (
+                        j < n and j - i < most and items[j][0] == name
+                        and items[j][1].get("descriptor") == descriptor
+                    ):  # fmt: skip
+                        j += 1
+                    try:
+                        self._router.events(name, [item[1] for item in items[i:j]])
+                    except Exception as err:  # the router itself: events of no known descriptor
+                        self.record(err, _reference(doc), name)
+                    i = j
+                    continue
+                i += 1
+                if name == _CLOSE:
+                    closing = True
+                elif name == _FLUSH:
+                    self._flush_runs()
+                    last_flush = time.monotonic()
+                else:
+                    try:
+                        self._router(name, doc)
+                    except Exception as err:  # the router itself: a document of no known run
+                        self.record(err, _reference(doc), name)
+            if closing:
+                self._flush_runs()
+                for run in list(self._router.runs.values()):
+                    run.call("close", lambda sink: sink.finish("incomplete"))
+                    self._router.forget(run.uid)
+            self._buffer.done(sum(item[2] for item in items), n)
+            if closing:
+                return
+            if time.monotonic() - last_flush >= self.flush_interval:
+                self._flush_runs()
+                last_flush = time.monotonic()
+
+    def open_run(self, uid: str, start: RunStart) -> RunFanOut:
+        """The sinks of a new run, at the paths claimed for it at ``start``; a failing format is left out."""
+        sinks: list[tuple[str, RunSink[Any]]] = []
+        claims = self._claimed.get(uid, {})
+        for fmt in self.formats:
+            path = claims.get(fmt.label)
+            if path is None:
+                continue
+            try:
+                sink = fmt.open(path, start, overwrite=self.overwrite, artifacts=self.artifacts[fmt.label])
+            except Exception as err:
+                self.record(err, uid, "start", fmt.label)
+                continue
+            sinks.append((fmt.label, sink))
+        return RunFanOut(self, uid, sinks)
+
+    def record(self, err: BaseException, uid: str, name: str, label: str = "") -> None:
+        to = f" to {label}" if label else ""
+        if not isinstance(err, BlueskyZarrError):
+            wrapped: BaseException
+            if isinstance(err, OSError):
+                wrapped = WriteError(err.errno, f"run {uid}: writing the {name} document{to} failed: {err}")
+            else:
+                wrapped = BlueskyZarrError(f"run {uid}: writing the {name} document{to} failed: {err!r}")
+            wrapped.__cause__ = err
+            err = wrapped
+        elif uid not in str(err):
+            err.add_note(f"while writing the {name} document of run {uid}{to}")
+        with self._errors_lock:
+            self._errors.append(err)
+
+    def _flush_runs(self) -> None:
+        for run in list(self._router.runs.values()):
+            run.call("flush", lambda sink: sink.flush())
+
+
+def _reference(doc: Any) -> str:
+    """What names a document's run in an error: its run_start, its descriptor, or its own uid."""
+    if not isinstance(doc, Mapping):
+        return "?"
+    return str(doc.get("run_start", doc.get("descriptor", doc.get("uid", "?"))))
+
+
+def _close_at_exit(ref: weakref.ref[Writer]) -> None:
+    writer = ref()
+    if writer is not None:
+        with contextlib.suppress(BlueskyZarrError):
+            writer.close()

@@ -1,0 +1,172 @@
+"""One writer per format, for the common case of one format: ``ZarrWriter("data/")``.
+
+Each is :class:`~bluesky_zarr.Writer` with one format object made from its keywords: the format's
+options are documented on the format (:class:`~bluesky_zarr.Zarr`,
+:class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`), the writer's on
+:class:`~bluesky_zarr.Writer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..sinks import ArrowIPC, DataKeys, Parquet, Zarr
+from ._writer import Writer
+
+__all__ = ["ArrowWriter", "ParquetWriter", "ZarrWriter"]
+
+
+class _OneFormatWriter(Writer):
+    """A :class:`Writer` of one format; its ``repr`` names the format's writer."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.directory)!r}, file_prefix={self.file_prefix!r})"
+
+
+class ZarrWriter(_OneFormatWriter):
+    """A bluesky callback that writes each run into a Zarr v3 store, ``<directory>/<prefix>.zarr``.
+
+    Subscribe it to a RunEngine (``RE.subscribe(ZarrWriter("data/"))``), a ``RemoteDispatcher``,
+    or call it with ``(name, doc)`` pairs. Grid scans (``shape`` in the start document) are
+    stored on their grid; other streams grow along ``time``.
+
+    ``ZarrWriter(directory, codecs=..., ...)`` is ``Writer(directory, Zarr(codecs=..., ...), ...)``.
+
+    Parameters
+    ----------
+    directory
+        Where the stores go; created if missing.
+    data_keys, codecs, chunks, shards
+        The options of :class:`~bluesky_zarr.Zarr`.
+    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
+        The options of :class:`~bluesky_zarr.Writer`.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        data_keys: DataKeys = "all",
+        codecs: Mapping[str, Any] | None = None,
+        chunks: Mapping[str, Any] | None = None,
+        shards: Mapping[str, Any] | None = None,
+        file_prefix: str = "{start[uid]}",
+        overwrite: bool = False,
+        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+        buffer_bytes: int = 512 * 1024**2,
+        flush_interval: float = 1.0,
+    ) -> None:
+        super().__init__(
+            directory,
+            Zarr(data_keys=data_keys, codecs=codecs, chunks=chunks, shards=shards),
+            file_prefix=file_prefix,
+            overwrite=overwrite,
+            handler_registry=handler_registry,
+            buffer_bytes=buffer_bytes,
+            flush_interval=flush_interval,
+        )
+
+
+class ParquetWriter(_OneFormatWriter):
+    """A bluesky callback that writes each stream of each run as a Parquet file.
+
+    One file per stream, ``<directory>/<prefix>/<stream>.parquet``, with the columns ``time``,
+    ``seq_num``, the grid indices of grid scans, and every data key (array readings as Arrow
+    tensor columns). Rows are flushed as small Parquet parts while the run goes on (readable at
+    once, and safe from a crash) and merged into the final file at ``stop``.
+
+    ``ParquetWriter(directory, compression=..., ...)`` is
+    ``Writer(directory, Parquet(compression=..., ...), ...)``.
+
+    Parameters
+    ----------
+    directory
+        Where the runs go; created if missing.
+    data_keys, compression, compression_level, batch_rows, batch_bytes
+        The options of :class:`~bluesky_zarr.Parquet`.
+    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
+        The options of :class:`~bluesky_zarr.Writer`.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        data_keys: DataKeys = "all",
+        compression: str | None = "zstd",
+        compression_level: int | None = None,
+        batch_rows: int = 65_536,
+        batch_bytes: int = 64 * 1024**2,
+        file_prefix: str = "{start[uid]}",
+        overwrite: bool = False,
+        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+        buffer_bytes: int = 512 * 1024**2,
+        flush_interval: float = 1.0,
+    ) -> None:
+        fmt = Parquet(
+            data_keys=data_keys,
+            compression=compression,
+            compression_level=compression_level,
+            batch_rows=batch_rows,
+            batch_bytes=batch_bytes,
+        )
+        super().__init__(
+            directory,
+            fmt,
+            file_prefix=file_prefix,
+            overwrite=overwrite,
+            handler_registry=handler_registry,
+            buffer_bytes=buffer_bytes,
+            flush_interval=flush_interval,
+        )
+
+
+class ArrowWriter(_OneFormatWriter):
+    """A bluesky callback that writes each stream of each run as a live Arrow IPC stream file.
+
+    One file per stream, ``<directory>/<prefix>/<stream>.arrows``, with the columns of the
+    Parquet writer. Batches are written as the scan goes (every ``batch_rows`` rows and every
+    ``flush_interval``), so another process can follow the scan; the stop document comes in the
+    custom metadata of the last batch.
+
+    ``ArrowWriter(directory, batch_rows=..., ...)`` is
+    ``Writer(directory, ArrowIPC(batch_rows=..., ...), ...)``.
+
+    Parameters
+    ----------
+    directory
+        Where the runs go; created if missing.
+    data_keys, compression, batch_rows, batch_bytes
+        The options of :class:`~bluesky_zarr.ArrowIPC`.
+    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
+        The options of :class:`~bluesky_zarr.Writer`.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        data_keys: DataKeys = "all",
+        compression: str | None = None,
+        batch_rows: int = 10_000,
+        batch_bytes: int = 64 * 1024**2,
+        file_prefix: str = "{start[uid]}",
+        overwrite: bool = False,
+        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+        buffer_bytes: int = 512 * 1024**2,
+        flush_interval: float = 1.0,
+    ) -> None:
+        fmt = ArrowIPC(
+            data_keys=data_keys, compression=compression, batch_rows=batch_rows, batch_bytes=batch_bytes
+        )
+        super().__init__(
+            directory,
+            fmt,
+            file_prefix=file_prefix,
+            overwrite=overwrite,
+            handler_registry=handler_registry,
+            buffer_bytes=buffer_bytes,
+            flush_interval=flush_interval,
+        )
