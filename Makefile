@@ -25,6 +25,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bluesky_zarr tests benchmarks examples
 	$(BIN)/ruff format --check bluesky_zarr tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest

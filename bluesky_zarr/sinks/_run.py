@@ -203,8 +203,9 @@ class RunSink(ABC, Generic[StreamT]):
             return
         self._finished = True
         first: BaseException | None = None
-        try:
+        try:  # the data durable first, so the final status never vouches for what is not on disk
             self.flush(final=True)
+            self.storage.sync()
         except Exception as err:
             first = err
             self.errors.append(str(err))
