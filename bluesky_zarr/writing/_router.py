@@ -15,7 +15,18 @@ from typing import Any, Protocol
 
 import event_model
 
-from .._documents import RunStart
+from .._documents import (
+    Datum,
+    DatumPage,
+    Event,
+    EventDescriptor,
+    EventPage,
+    Resource,
+    RunStart,
+    RunStop,
+    StreamDatum,
+    StreamResource,
+)
 from .._errors import DocumentError
 from ..sinks import RunSink
 from ._paging import merge_pages, page_of
@@ -69,14 +80,14 @@ class RunFanOut:
             except Exception as err:
                 self.fail(err, what, label, sink)
 
-    def descriptor(self, doc: Any) -> None:
+    def descriptor(self, doc: EventDescriptor) -> None:
         self.external[doc["uid"]] = any(
             isinstance(v, Mapping) and v.get("external") for v in (doc.get("data_keys") or {}).values()
         )
         self.filler.descriptor(doc)
         self.send("descriptor", doc)
 
-    def events(self, events: Sequence[Any]) -> None:
+    def events(self, events: Sequence[Event]) -> None:
         """Consecutive events of one descriptor, as one page when they share their keys."""
         if self.external.get(events[0]["descriptor"]):
             page = self.fill(event_model.pack_event_page(*events))
@@ -90,7 +101,7 @@ class RunFanOut:
         else:
             self.send_merged(page, "event", events)
 
-    def event_pages(self, pages: Sequence[Any]) -> None:
+    def event_pages(self, pages: Sequence[EventPage]) -> None:
         """Consecutive event pages of one descriptor, as one page when they share their keys."""
         if self.external.get(pages[0]["descriptor"]):
             for doc in pages:
@@ -105,7 +116,7 @@ class RunFanOut:
         else:
             self.send_merged(page, "event_page", pages)
 
-    def send_merged(self, page: Any, name: str, parts: Sequence[Any]) -> None:
+    def send_merged(self, page: EventPage, name: str, parts: Sequence[Event] | Sequence[EventPage]) -> None:
         """Send a page made of several documents; a sink it fails in gets them one by one.
 
         So a bad reading costs only its own document, and the error names it.
@@ -120,7 +131,7 @@ class RunFanOut:
                     except Exception as err:
                         self.fail(err, name, label, sink)
 
-    def fill(self, page: Any) -> Any:
+    def fill(self, page: EventPage) -> EventPage | None:
         """Load external data; a spec without a handler passes through unfilled (the sinks say so)."""
         try:
             return self.filler.event_page(page)
@@ -132,12 +143,7 @@ class RunFanOut:
 
 
 class Router:
-    """Documents to the run they belong to, in the writer thread.
-
-    A lean stand-in for :class:`event_model.RunRouter` with its :class:`event_model.Filler`:
-    the same routing by run, descriptor and resource, with the Filler called only for
-    descriptors that declare external data keys.
-    """
+    """Documents to the :class:`RunFanOut` of the run they belong to, by run, descriptor and resource."""
 
     def __init__(self, writer: RouterOwner) -> None:
         self.writer = writer
@@ -152,7 +158,7 @@ class Router:
             raise DocumentError(f"a document named {name!r} is not a bluesky document this writer knows")
         handler(doc)
 
-    def _start(self, doc: Any) -> None:
+    def _start(self, doc: RunStart) -> None:
         uid = str(doc["uid"])
         if uid in self.runs:
             raise DocumentError(f"run {uid}: a second start document with the same uid; it was ignored")
@@ -169,7 +175,7 @@ class Router:
             )
         return run
 
-    def _descriptor(self, doc: Any) -> None:
+    def _descriptor(self, doc: EventDescriptor) -> None:
         run = self._run_of(doc, "run_start", self.runs, "descriptor")
         self.by_descriptor[doc["uid"]] = run
         run.descriptor(doc)
@@ -182,40 +188,40 @@ class Router:
         else:
             run.event_pages(docs)
 
-    def _event(self, doc: Any) -> None:
+    def _event(self, doc: Event) -> None:
         self.events("event", [doc])
 
-    def _event_page(self, doc: Any) -> None:
+    def _event_page(self, doc: EventPage) -> None:
         self.events("event_page", [doc])
 
-    def _stop(self, doc: Any) -> None:
+    def _stop(self, doc: RunStop) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stop")
         run.send("stop", doc)
         with contextlib.suppress(Exception):
             run.filler.close()
         self.forget(run.uid)
 
-    def _resource(self, doc: Any) -> None:
+    def _resource(self, doc: Resource) -> None:
         ref = doc.get("run_start")
         runs = [self.runs[ref]] if ref in self.runs else list(self.runs.values())
         for run in runs:
             self.by_resource[doc["uid"]] = run
             run.filler.resource(doc)
 
-    def _datum(self, doc: Any) -> None:
+    def _datum(self, doc: Datum) -> None:
         self._datum_page(event_model.pack_datum_page(doc))
 
-    def _datum_page(self, doc: Any) -> None:
+    def _datum_page(self, doc: DatumPage) -> None:
         run = self.by_resource.get(doc.get("resource"))
         for each in [run] if run is not None else list(self.runs.values()):
             each.filler.datum_page(doc)
 
-    def _stream_resource(self, doc: Any) -> None:
+    def _stream_resource(self, doc: StreamResource) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stream_resource")
         self.by_stream_resource[doc["uid"]] = run
         run.send("stream_resource", doc)
 
-    def _stream_datum(self, doc: Any) -> None:
+    def _stream_datum(self, doc: StreamDatum) -> None:
         self._run_of(doc, "stream_resource", self.by_stream_resource, "stream_datum").send(
             "stream_datum", doc
         )

@@ -8,8 +8,7 @@ the same point (pause/resume), go to the 1-D ``overflow`` group below it: nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -21,7 +20,15 @@ from ._array_writer import ArrayWriter
 from ._layout import OVERFLOW_GROUP, SEQ_NUM, TIME, WRITTEN, ArraySpec, StreamLayout, overflow_layout
 from ._metadata import Nodes, array_document, group_document
 
-__all__ = ["ZarrStream"]
+__all__ = ["Readings", "ZarrStream"]
+
+
+class Readings(TypedDict):
+    """What a stream writes of an event page (an :class:`~event_model.documents.EventPage` is one)."""
+
+    data: dict[str, Any]
+    time: Any
+    seq_num: Any
 
 
 def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
@@ -100,7 +107,7 @@ class ZarrStream:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def write_page(self, page: Mapping[str, Any]) -> None:
+    def write_page(self, page: Readings) -> None:
         seq_nums = np.asarray(page["seq_num"], dtype=np.int64)
         if self.grid is None:
             index = np.arange(self.length, self.length + len(seq_nums), dtype=np.int64)[:, np.newaxis]
@@ -126,7 +133,7 @@ class ZarrStream:
         self._write_rows(index, page, rows)
         self.written[tuple(index.T)] = True
 
-    def _write_rows(self, index: np.ndarray, page: Mapping[str, Any], rows: Any) -> None:
+    def _write_rows(self, index: np.ndarray, page: Readings, rows: Any) -> None:
         n = len(index)
         where = f"run {self.run}, stream {self.layout.name!r}"
         data = page["data"]
@@ -153,9 +160,9 @@ class ZarrStream:
             self._attrs_dirty = True
         return self.overflow
 
-    def _to_overflow(self, page: Mapping[str, Any], rows: np.ndarray) -> None:
+    def _to_overflow(self, page: Readings, rows: np.ndarray) -> None:
         picked = np.flatnonzero(rows)
-        subpage = {
+        subpage: Readings = {
             "seq_num": _select(page["seq_num"], picked),
             "time": _select(page["time"], picked),
             "data": {k: _select(v, picked) for k, v in page["data"].items()},
@@ -165,11 +172,11 @@ class ZarrStream:
 
     def _supersede(self, point: tuple[int, ...]) -> None:
         """Move the event stored at ``point`` to the overflow before a newer one takes its place."""
-        old: dict[str, Any] = {"data": {}}
-        for key, name in self.layout.keys.items():
-            old["data"][key] = [self.arrays[name].read(point)]
-        old["time"] = [float(self.arrays[TIME].read(point))]
-        old["seq_num"] = [int(self.arrays[SEQ_NUM].read(point))]
+        old: Readings = {
+            "data": {key: [self.arrays[name].read(point)] for key, name in self.layout.keys.items()},
+            "time": [float(self.arrays[TIME].read(point))],
+            "seq_num": [int(self.arrays[SEQ_NUM].read(point))],
+        }
         self._overflow_stream().write_page(old)
         self.superseded += 1
 
