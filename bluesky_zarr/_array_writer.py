@@ -20,13 +20,11 @@ import math
 from typing import Any
 
 import numpy as np
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.dtype import parse_data_type
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from ._layout import ArraySpec
 from ._shards import ShardFile, index_codecs
 from ._storage import LocalStorage
+from ._zarr_adapter import array_metadata_json
 from .codecs import CodecChain, resolve_codecs
 
 __all__ = ["REWRITE_PARTIAL_BYTES", "ArrayWriter", "array_metadata"]
@@ -67,17 +65,16 @@ def array_metadata(spec: ArraySpec, shape: tuple[int, ...]) -> bytes:
                 },
             }
         ]
-    metadata = ArrayV3Metadata(
+    return array_metadata_json(
         shape=shape,
-        data_type=parse_data_type(str if _is_text(spec.dtype) else spec.dtype, zarr_format=3),
-        chunk_grid={"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
-        chunk_key_encoding=_CHUNK_KEY_ENCODING,  # type: ignore[arg-type]
+        dtype=str if _is_text(spec.dtype) else spec.dtype,
+        chunk_shape=chunk_shape,
+        chunk_key_encoding=_CHUNK_KEY_ENCODING,
         fill_value=spec.fill_value,
         codecs=codecs,
         attributes=attrs,
         dimension_names=spec.dims,
     )
-    return metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
 
 
 def _tiles(reading_shape: tuple[int, ...], tile: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any, Any]]:

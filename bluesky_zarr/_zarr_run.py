@@ -15,8 +15,6 @@ from typing import Any
 import event_model
 import numpy as np
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.group import GroupMetadata
 from zarr.errors import ZarrUserWarning
 
 from ._array_writer import ArrayWriter, array_metadata
@@ -36,6 +34,7 @@ from ._layout import (
     stream_layout,
 )
 from ._storage import LocalStorage
+from ._zarr_adapter import group_metadata_json
 
 __all__ = ["ZarrRun"]
 
@@ -43,8 +42,7 @@ FORMAT_VERSION = 1
 
 
 def _group_json(attrs: Mapping[str, Any]) -> bytes:
-    metadata = GroupMetadata(attributes=dict(attrs), zarr_format=3)
-    return metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    return group_metadata_json(attrs)
 
 
 def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
