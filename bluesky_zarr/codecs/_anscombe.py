@@ -31,14 +31,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import numpy as np
 from zarr.abc.codec import ArrayArrayCodec
-from zarr.core.dtype import parse_data_type
-from zarr.registry import register_codec
 
+from .._zarr_adapter import native_dtype, register_codec_class, spec_with_dtype
 from ._errors import CodecError
 
 if TYPE_CHECKING:
-    from zarr.core.array_spec import ArraySpec
-    from zarr.core.buffer import NDBuffer
+    from .._zarr_adapter import ArraySpec, NDBuffer
 
 __all__ = ["CODEC_NAME", "AnscombeCodec", "AnscombeParameters", "estimate_anscombe_parameters"]
 
@@ -219,7 +217,7 @@ class AnscombeCodec(ArrayArrayCodec):
         """The codec with ``encoded_dtype`` chosen for the array's dtype when it was not given."""
         if self.encoded_dtype is not None:
             return self
-        return replace(self, encoded_dtype=self.encoded_dtype_for(array_spec.dtype.to_native_dtype()))
+        return replace(self, encoded_dtype=self.encoded_dtype_for(native_dtype(array_spec)))
 
     def validate(self, *, dtype: Any, **_: Any) -> None:
         """Raise :class:`CodecError` unless the codec can encode every value of ``dtype``."""
@@ -228,15 +226,15 @@ class AnscombeCodec(ArrayArrayCodec):
 
     def resolve_metadata(self, chunk_spec: ArraySpec) -> ArraySpec:
         """The chunk spec after encoding: the code dtype, and the fill value's code."""
-        native = chunk_spec.dtype.to_native_dtype()
+        native = native_dtype(chunk_spec)
         encoded = self._check(native)
         fill = np.asarray(chunk_spec.fill_value, dtype=native).reshape(1)
         code = self.encode_array(fill)[0]
-        return replace(chunk_spec, dtype=parse_data_type(np.dtype(encoded), zarr_format=3), fill_value=code)
+        return spec_with_dtype(chunk_spec, np.dtype(encoded), code)
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         """The size of a chunk's codes in bytes."""
-        native = chunk_spec.dtype.to_native_dtype()
+        native = native_dtype(chunk_spec)
         return input_byte_length // native.itemsize * np.dtype(self._check(native)).itemsize
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
@@ -244,7 +242,7 @@ class AnscombeCodec(ArrayArrayCodec):
         return chunk_spec.prototype.nd_buffer.from_numpy_array(codes)
 
     def _decode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        counts = self.decode_array(chunk_array.as_numpy_array(), chunk_spec.dtype.to_native_dtype())
+        counts = self.decode_array(chunk_array.as_numpy_array(), native_dtype(chunk_spec))
         return chunk_spec.prototype.nd_buffer.from_numpy_array(counts)
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
@@ -323,7 +321,7 @@ class AnscombeCodec(ArrayArrayCodec):
         return tables
 
 
-register_codec(CODEC_NAME, AnscombeCodec)
+register_codec_class(CODEC_NAME, AnscombeCodec)
 
 
 # --- parameters from photon transfer ------------------------------------------------------------------

@@ -30,12 +30,17 @@ from zarr.codecs import (
     VLenUTF8Codec,
     ZstdCodec,
 )
-from zarr.core.array_spec import ArrayConfig, ArraySpec
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.dtype import parse_data_type
-from zarr.registry import get_codec_class
 
 from .._errors import CorruptDataError
+from .._zarr_adapter import (
+    ArraySpec,
+    blosc_cname,
+    blosc_shuffle,
+    chunk_spec,
+    codec_class,
+    native_dtype,
+    validate_codec,
+)
 from . import _blosc
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
@@ -96,14 +101,7 @@ def is_text(dtype: np.dtype[Any]) -> bool:
 
 
 def _spec(dtype: np.dtype[Any], ndim: int) -> ArraySpec:
-    zdtype = parse_data_type(str if is_text(dtype) else dtype, zarr_format=3)
-    return ArraySpec(
-        shape=(1,) * ndim,
-        dtype=zdtype,
-        fill_value=zdtype.default_scalar(),
-        config=ArrayConfig.from_dict({}),
-        prototype=default_buffer_prototype(),
-    )
+    return chunk_spec(str if is_text(dtype) else dtype, ndim)
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -158,7 +156,7 @@ def _from_dict(item: Mapping[str, Any] | str, where: str) -> Codec:
         )
     data.setdefault("configuration", {})  # zarr-python wants one for some codecs, even if empty
     # ours by class, so that a package not installed (no entry point) still finds it
-    cls: type[Codec] = AnscombeCodec if name == CODEC_NAME else get_codec_class(name)
+    cls: type[Codec] = AnscombeCodec if name == CODEC_NAME else codec_class(name)
     try:
         return cls.from_dict(data)
     except CodecError as error:
@@ -251,16 +249,16 @@ def _evolve(codecs: list[Codec], dtype: np.dtype[Any], where: str) -> tuple[Code
     for codec in codecs:
         try:
             codec = codec.evolve_from_array_spec(spec)
-            codec.validate(shape=spec.shape, dtype=spec.dtype, chunk_grid=None)  # type: ignore[arg-type]
+            validate_codec(codec, spec)
             spec = codec.resolve_metadata(spec)
         except CodecError as error:
             raise CodecError(f"{where}: {error}") from error
         except (TypeError, ValueError) as error:
             raise CodecError(f"{where}: codec {codec.to_dict()!r} does not fit {dtype}: {error}") from error
         if isinstance(codec, BloscCodec):
-            if codec.cname.value not in numcodecs.blosc.list_compressors():
+            if blosc_cname(codec) not in numcodecs.blosc.list_compressors():
                 raise CodecError(
-                    f"{where}: blosc has no compressor {codec.cname.value!r} here; use one of "
+                    f"{where}: blosc has no compressor {blosc_cname(codec)!r} here; use one of "
                     f"{', '.join(numcodecs.blosc.list_compressors())}"
                 )
             if not 0 <= codec.clevel <= 9:
@@ -332,7 +330,7 @@ def _bytes_steps(codec: Codec, threads: int, where: str) -> tuple[_Encode, _Deco
     """Encode and decode functions for one bytes->bytes codec. ``decode(data, n)``: ``n`` is the
     decoded size where known (-1 otherwise); a decoder returns a fresh ``ndarray`` when it made one."""
     if isinstance(codec, BloscCodec):
-        cname, clevel, shuffle = codec.cname.value, codec.clevel, codec.shuffle.value
+        cname, clevel, shuffle = blosc_cname(codec), codec.clevel, blosc_shuffle(codec)
         typesize, blocksize = codec.typesize, codec.blocksize
 
         def blosc_encode(data: _Bytes) -> _Bytes:
@@ -412,7 +410,7 @@ class CodecChain:
             synchronous = isinstance(codec, SyncArrayCodec)
             encoded = dtype
             if synchronous:
-                encoded = codec.resolve_metadata(_spec(dtype, 1)).dtype.to_native_dtype()
+                encoded = native_dtype(codec.resolve_metadata(_spec(dtype, 1)))
             filters.append((synchronous, codec, dtype, encoded))
             dtype = encoded
         compressors = tuple(c for c in self.codecs if _kind(c) == 2)
