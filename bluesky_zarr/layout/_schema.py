@@ -88,6 +88,8 @@ class StreamSchema:
     variables: dict[str, Variable]
     """data key -> its variable, in the order the descriptors declare them"""
     descriptors: tuple[EventDescriptor, ...]
+    external: dict[str, str] = field(default_factory=dict)
+    """data key -> its ``external`` spec, for keys whose events hold datum ids until filled"""
 
     @property
     def event_dims(self) -> tuple[str, ...]:
@@ -98,11 +100,6 @@ class StreamSchema:
     def event_shape(self) -> tuple[int, ...]:
         """Their lengths; ``0`` for ``time``, which grows with every event."""
         return self.grid.shape if self.grid is not None else (0,)
-
-    @property
-    def external(self) -> dict[str, str]:
-        """data key -> its ``external`` spec, for keys whose events hold datum ids until filled."""
-        return {k: v.external for k, v in self.variables.items() if v.external is not None}
 
     @property
     def where(self) -> str:
@@ -224,4 +221,12 @@ def stream_schema(
                 external=str(external) if external else None,
                 description={str(k): to_json(v) for k, v in data_key.items()},
             )
-    return StreamSchema(run=uid, name=stream, grid=grid, variables=variables, descriptors=tuple(descriptors))
+    external = {k: v.external for k, v in variables.items() if v.external is not None}
+    return StreamSchema(
+        run=uid,
+        name=stream,
+        grid=grid,
+        variables=variables,
+        descriptors=tuple(descriptors),
+        external=external,
+    )
