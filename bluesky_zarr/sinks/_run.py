@@ -20,7 +20,7 @@ from .._documents import Event, EventDescriptor, EventPage, RunStart, RunStop
 from .._errors import DocumentError
 from ..layout import StreamSchema, grid_from_start, stream_schema
 from ..storage import Storage
-from ._selection import Selection, narrow_descriptor, narrow_events, unmatched_names
+from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
 __all__ = ["RunSink"]
 
@@ -148,7 +148,9 @@ class RunSink(ABC, Generic[StreamT]):
         self._stream_of[uid] = name
         self._keys[uid] = keys
 
-    def _stream(self, doc: Event | EventPage, n: int) -> tuple[str, StreamT] | None:
+    def _prepared(self, doc: EventT, n: int) -> tuple[StreamT, EventT] | None:
+        """The stream of ``n`` events of a descriptor, and the events with only the selected keys,
+        their external data checked; ``None`` for events that go nowhere."""
         descriptor = doc["descriptor"]
         if descriptor in self._skipped:
             return None
@@ -158,27 +160,22 @@ class RunSink(ABC, Generic[StreamT]):
         name = self._stream_of.get(descriptor)
         if name is None:
             raise DocumentError(f"run {self.uid}: an event refers to unknown descriptor {descriptor}")
-        return name, self.streams[name]
+        keys = self._keys[descriptor]
+        events = narrow_events(doc, keys) if keys is not None else doc
+        schema = self.schemas[name]
+        if schema.external:
+            check_filled(schema, events)
+        return self.streams[name], events
 
     def event_page(self, doc: EventPage) -> None:
-        found = self._stream(doc, len(doc["seq_num"]))
-        if found is not None:
-            name, stream = found
-            keys = self._keys[doc["descriptor"]]
-            page = narrow_events(doc, keys) if keys is not None else doc
-            if self.schemas[name].external:
-                check_filled(self.schemas[name], page)
-            self.write_page(stream, page)
+        prepared = self._prepared(doc, len(doc["seq_num"]))
+        if prepared is not None:
+            self.write_page(*prepared)
 
     def event(self, doc: Event) -> None:
-        found = self._stream(doc, 1)
-        if found is not None:
-            name, stream = found
-            keys = self._keys[doc["descriptor"]]
-            event = narrow_events(doc, keys) if keys is not None else doc
-            if self.schemas[name].external:
-                check_filled(self.schemas[name], event)
-            self.write_event(stream, event)
+        prepared = self._prepared(doc, 1)
+        if prepared is not None:
+            self.write_event(*prepared)
 
     def stop(self, doc: RunStop) -> None:
         self.stop_doc = doc

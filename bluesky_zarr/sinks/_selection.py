@@ -20,6 +20,7 @@ from .._errors import ConfigurationError, DocumentError
 
 __all__ = [
     "DataKeys",
+    "EventT",
     "Selection",
     "narrow_descriptor",
     "narrow_events",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 EventT = TypeVar("EventT", Event, EventPage)
+"""An event or an event page: what a selection narrows."""
 
 DataKeys = Literal["all", "arrays", "scalars"] | Sequence[str]
 """What a format writes: ``"all"``, ``"arrays"``, ``"scalars"`` or a list of data key names."""

@@ -9,7 +9,7 @@ page) -> :class:`Router` (the run, external data filled) -> :class:`RunFanOut` (
 from ._buffer import DocumentBuffer
 from ._export import export, feed
 from ._router import Router, RunFanOut
-from ._writer import Writer
+from ._writer import Writer, WriterOptions
 from ._writers import ArrowWriter, ParquetWriter, ZarrWriter
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Router",
     "RunFanOut",
     "Writer",
+    "WriterOptions",
     "ZarrWriter",
     "export",
     "feed",

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
@@ -29,9 +29,19 @@ from ._buffer import DocumentBuffer, document_nbytes
 from ._paging import PAGE_EVENTS, PAGE_PAGES
 from ._router import Router, RunFanOut
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "WriterOptions"]
 
 _FLUSH, _CLOSE = "__flush__", "__close__"
+
+
+class WriterOptions(TypedDict, total=False):
+    """The keywords every writer takes besides its formats' (see :class:`Writer`)."""
+
+    file_prefix: str
+    overwrite: bool
+    handler_registry: Mapping[str, Callable[..., Any]] | None
+    buffer_bytes: int
+    flush_interval: float
 
 
 class Writer:

@@ -8,12 +8,12 @@ options are documented on the format (:class:`~bluesky_zarr.Zarr`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from ..sinks import ArrowIPC, DataKeys, Parquet, Zarr
-from ._writer import Writer
+from ._writer import Writer, WriterOptions
 
 __all__ = ["ArrowWriter", "ParquetWriter", "ZarrWriter"]
 
@@ -40,8 +40,9 @@ class ZarrWriter(_OneFormatWriter):
         Where the stores go; created if missing.
     data_keys, codecs, chunks, shards
         The options of :class:`~bluesky_zarr.Zarr`.
-    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
-        The options of :class:`~bluesky_zarr.Writer`.
+    **common
+        ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
+        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
@@ -52,20 +53,10 @@ class ZarrWriter(_OneFormatWriter):
         codecs: Mapping[str, Any] | None = None,
         chunks: Mapping[str, Any] | None = None,
         shards: Mapping[str, Any] | None = None,
-        file_prefix: str = "{start[uid]}",
-        overwrite: bool = False,
-        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
-        buffer_bytes: int = 512 * 1024**2,
-        flush_interval: float = 1.0,
+        **common: Unpack[WriterOptions],
     ) -> None:
         super().__init__(
-            directory,
-            Zarr(data_keys=data_keys, codecs=codecs, chunks=chunks, shards=shards),
-            file_prefix=file_prefix,
-            overwrite=overwrite,
-            handler_registry=handler_registry,
-            buffer_bytes=buffer_bytes,
-            flush_interval=flush_interval,
+            directory, Zarr(data_keys=data_keys, codecs=codecs, chunks=chunks, shards=shards), **common
         )
 
 
@@ -86,8 +77,9 @@ class ParquetWriter(_OneFormatWriter):
         Where the runs go; created if missing.
     data_keys, compression, compression_level, batch_rows, batch_bytes
         The options of :class:`~bluesky_zarr.Parquet`.
-    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
-        The options of :class:`~bluesky_zarr.Writer`.
+    **common
+        ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
+        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
@@ -99,11 +91,7 @@ class ParquetWriter(_OneFormatWriter):
         compression_level: int | None = None,
         batch_rows: int = 65_536,
         batch_bytes: int = 64 * 1024**2,
-        file_prefix: str = "{start[uid]}",
-        overwrite: bool = False,
-        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
-        buffer_bytes: int = 512 * 1024**2,
-        flush_interval: float = 1.0,
+        **common: Unpack[WriterOptions],
     ) -> None:
         fmt = Parquet(
             data_keys=data_keys,
@@ -112,15 +100,7 @@ class ParquetWriter(_OneFormatWriter):
             batch_rows=batch_rows,
             batch_bytes=batch_bytes,
         )
-        super().__init__(
-            directory,
-            fmt,
-            file_prefix=file_prefix,
-            overwrite=overwrite,
-            handler_registry=handler_registry,
-            buffer_bytes=buffer_bytes,
-            flush_interval=flush_interval,
-        )
+        super().__init__(directory, fmt, **common)
 
 
 class ArrowWriter(_OneFormatWriter):
@@ -140,8 +120,9 @@ class ArrowWriter(_OneFormatWriter):
         Where the runs go; created if missing.
     data_keys, compression, batch_rows, batch_bytes
         The options of :class:`~bluesky_zarr.ArrowIPC`.
-    file_prefix, overwrite, handler_registry, buffer_bytes, flush_interval
-        The options of :class:`~bluesky_zarr.Writer`.
+    **common
+        ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
+        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
@@ -152,21 +133,9 @@ class ArrowWriter(_OneFormatWriter):
         compression: str | None = None,
         batch_rows: int = 10_000,
         batch_bytes: int = 64 * 1024**2,
-        file_prefix: str = "{start[uid]}",
-        overwrite: bool = False,
-        handler_registry: Mapping[str, Callable[..., Any]] | None = None,
-        buffer_bytes: int = 512 * 1024**2,
-        flush_interval: float = 1.0,
+        **common: Unpack[WriterOptions],
     ) -> None:
         fmt = ArrowIPC(
             data_keys=data_keys, compression=compression, batch_rows=batch_rows, batch_bytes=batch_bytes
         )
-        super().__init__(
-            directory,
-            fmt,
-            file_prefix=file_prefix,
-            overwrite=overwrite,
-            handler_registry=handler_registry,
-            buffer_bytes=buffer_bytes,
-            flush_interval=flush_interval,
-        )
+        super().__init__(directory, fmt, **common)
