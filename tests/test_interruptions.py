@@ -12,45 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bluesky import Msg
 from bluesky import plans as bp
-from bluesky import preprocessors as bpp
 from bluesky.utils import RunEngineInterrupted
 from ophyd.sim import det, motor1, motor2
-from stand_ins import FrameCounter
+from scans import pause_after_saves, run_resuming
+from stand_ins import BrokenCamera, FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, root_attrs
 
 from bluesky_zarr import DocumentError, StoreExistsError, WriteError, ZarrWriter
-
-
-def pause_after_saves(plan, saves: set[int]):
-    """Insert a pause right after the given 'save' messages (1-based): bluesky then rewinds."""
-    count = 0
-
-    def mutate(msg):
-        nonlocal count
-        if msg.command == "save":
-            count += 1
-            if count in saves:
-
-                def then_pause():
-                    yield Msg("pause", defer=False)
-
-                return None, then_pause()
-        return None, None
-
-    return bpp.plan_mutator(plan, mutate)
-
-
-def run_resuming(RE, plan) -> None:
-    """Run ``plan``, resuming after every pause until it ends."""
-    step = lambda: RE(plan)  # noqa: E731
-    while True:
-        try:
-            step()
-            return
-        except RunEngineInterrupted:
-            step = RE.resume
 
 
 def test_pause_and_resume_place_every_point_and_keep_the_superseded_one(RE, record, tmp_path):
@@ -100,14 +69,6 @@ def test_aborted_scan_keeps_what_was_taken(RE, record, tmp_path):
         (point,) = np.argwhere(ds.seq_num.values == e["seq_num"])
         np.testing.assert_array_equal(ds.cam.values[tuple(point)], e["data"]["cam"])
     assert np.isnan(ds.time.values[~ds.written.values]).all()
-
-
-class BrokenCamera(FrameCounter):
-    """Gives frames of the wrong shape from the third event on (reading 1 is taken at creation)."""
-
-    def _frame(self) -> np.ndarray:
-        frame = super()._frame()
-        return frame if frame[0, 0] <= 3 else frame[:-1]
 
 
 def test_reading_of_the_wrong_shape_fails_the_run_loudly_and_keeps_the_rest(RE, record, tmp_path):

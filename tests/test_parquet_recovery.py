@@ -17,10 +17,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from bluesky import plans as bp
+from documents import events
 from ophyd.sim import det, motor1, motor2
 from stand_ins import FrameCounter
 from tables import read_parquet
-from test_zarr_writer import events
 
 from bluesky_zarr import ParquetWriter, WriteError, finalize_parquet
 

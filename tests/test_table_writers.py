@@ -17,14 +17,13 @@ import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from bluesky.utils import RunEngineInterrupted
+from documents import as_pages, composed_run, events, expected_indices, run_documents, runs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ophyd.sim import NumpySeqHandler, det, img, motor1, motor2, motor3
-from stand_ins import FrameCounter
+from scans import GRID_PLANS, PLAIN_PLANS, pause_after_saves, run_resuming
+from stand_ins import BrokenCamera, FrameCounter
 from tables import Views, batches_with_metadata, read_any
-from test_document_streams import documents, expected_indices, runs
-from test_interruptions import BrokenCamera, pause_after_saves, run_resuming
-from test_zarr_writer import GRID_PLANS, PLAIN_PLANS, as_pages, events
 
 from bluesky_zarr import (
     ArrowIPC,
@@ -152,18 +151,6 @@ def test_metadata_holds_start_descriptors_and_stop(RE, cam, tmp_path, fmt):
         assert last.num_rows == 0
         assert custom["status"] == "success" and custom["stop"]["run_start"] == uid
         assert custom["descriptors"] == [descriptor]
-
-
-def composed_run(
-    keys: dict[str, dict[str, Any]], rows: list[dict[str, Any]], **md: Any
-) -> list[tuple[str, Any]]:
-    run = event_model.compose_run(metadata=md)
-    desc = run.compose_descriptor(name="primary", data_keys=keys)
-    docs: list[tuple[str, Any]] = [("start", run.start_doc), ("descriptor", desc.descriptor_doc)]
-    for i, data in enumerate(rows, start=1):
-        docs.append(("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, 0.0), seq_num=i)))
-    docs.append(("stop", run.compose_stop()))
-    return docs
 
 
 DTYPE_KEYS = {
@@ -342,7 +329,7 @@ def test_the_format_objects_reject_what_they_cannot_do(tmp_path):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs(), st.integers(0, 2**32 - 1))
 def test_any_document_stream_round_trips_through_both_formats(spec, seed):
-    docs, evs = documents(spec, np.random.default_rng(seed))
+    docs, evs = run_documents(spec, np.random.default_rng(seed))
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = export(docs, Path(tmp), format=["parquet", "arrow"])
         for path in (*artifacts["parquet"], *artifacts["arrow"]):

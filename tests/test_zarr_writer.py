@@ -7,7 +7,6 @@ the motor positions recorded in the event itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,9 @@ import numpy as np
 import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
+from documents import as_pages, events
 from ophyd.sim import det, motor1, motor2, motor3
+from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, root_attrs
 
@@ -26,30 +27,6 @@ from bluesky_zarr import ZarrWriter, export, open_run
 @pytest.fixture
 def cam() -> FrameCounter:
     return FrameCounter()
-
-
-def as_pages(documents: list[tuple[str, Any]], size: int) -> Iterator[tuple[str, Any]]:
-    """The same run with its events packed into event pages of ``size`` events."""
-    pending: list[Any] = []
-    for name, doc in documents:
-        if name == "event":
-            if pending and pending[-1]["descriptor"] != doc["descriptor"]:
-                yield "event_page", event_model.pack_event_page(*pending)
-                pending = []
-            pending.append(doc)
-            if len(pending) == size:
-                yield "event_page", event_model.pack_event_page(*pending)
-                pending = []
-            continue
-        if pending:
-            yield "event_page", event_model.pack_event_page(*pending)
-            pending = []
-        yield name, doc
-
-
-def events(documents: list[tuple[str, Any]], stream: str = "primary") -> list[dict[str, Any]]:
-    uids = {d["uid"] for n, d in documents if n == "descriptor" and d["name"] == stream}
-    return [d for n, d in documents if n == "event" and d["descriptor"] in uids]
 
 
 def check_grid(
@@ -78,31 +55,6 @@ def check_grid(
         seen[index] = True
     np.testing.assert_array_equal(ds["written"].values, seen)
     assert_tensorstore_agrees(store)
-
-
-# plan, setpoints per axis (relative ones are offsets from where the motor starts)
-GRID_PLANS = {
-    "grid": (
-        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4),
-        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
-    ),
-    "grid-snake": (
-        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4, snake_axes=True),
-        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
-    ),
-    "rel-grid": (
-        lambda dets: bp.rel_grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 2, snake_axes=True),
-        [[-1, 0, 1], [0, 2]],
-    ),
-    "list-grid-snake": (
-        lambda dets: bp.list_grid_scan(dets, motor1, [3, 1, 2], motor2, [5, 0], snake_axes=[motor2]),
-        [[3, 1, 2], [5, 0]],
-    ),
-    "grid-3d-snake": (
-        lambda dets: bp.grid_scan(dets, motor1, 0, 1, 2, motor2, 0, 2, 3, motor3, 0, 1, 2, snake_axes=True),
-        [[0, 1], [0, 1, 2], [0, 1]],
-    ),
-}
 
 
 @pytest.mark.parametrize("plan", GRID_PLANS)
@@ -136,14 +88,6 @@ def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
     assert readback == 750 and frame.shape == (6, 4)
     assert "motor1_readback" in primary.coords and "motor2_setpoint" in primary.coords
     assert tree.attrs["status"] == "success"
-
-
-# plans without a grid: stored along ``time``
-PLAIN_PLANS = {
-    "count": lambda dets: bp.count(dets, 7),
-    "scan": lambda dets: bp.scan(dets, motor1, 0, 1, 6),
-    "list_scan": lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
-}
 
 
 @pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)
