@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from bluesky import plans as bp
 from documents import events
-from ophyd.sim import det, motor1, motor2
+from ophyd.sim import det
 from stand_ins import FrameCounter
 from tables import read_parquet
 
@@ -86,48 +85,10 @@ def test_a_killed_writer_loses_nothing_that_was_flushed(tmp_path):
     assert not parts.exists() and read_parquet(run / "primary.parquet").num_rows == len(seq)
 
 
-def test_parts_are_readable_while_the_scan_runs(RE, tmp_path):
-    writer = ParquetWriter(tmp_path, file_prefix="live")
-    seen = []
-
-    def look(name, doc):
-        if name == "event":
-            writer.flush()
-            rows = pl.scan_parquet(tmp_path / "live" / "primary.parquet.parts" / "*.parquet").collect()
-            seen.append(rows["seq_num"].to_list())
-
-    RE.subscribe(writer)
-    RE.subscribe(look)
-    RE(bp.grid_scan([det], motor1, 0, 1, 2, motor2, 0, 1, 2))
-    assert seen == [list(range(1, n + 1)) for n in range(1, 5)]
-    assert read_parquet(tmp_path / "live" / "primary.parquet").num_rows == 4
-    assert not (tmp_path / "live" / "primary.parquet.parts").exists()
-
-
-def test_a_run_without_stop_is_finished_as_incomplete_when_the_writer_closes(record, RE, tmp_path):
-    RE(bp.count([det], 3))
-    writer = ParquetWriter(tmp_path, file_prefix="open")
-    for name, doc in record[:-1]:
-        writer(name, doc)
-    writer.close()
-    views = read_parquet(tmp_path / "open" / "primary.parquet")
-    assert views.num_rows == 3 and views.metadata()["status"] == "incomplete"
-
-
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs) -> Path:
     """A real 1 MiB tmpfs: a disk that fills up (needs the right to mount; skipped without it)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return tmpfs("small-disk", "size=1m")
 
 
 def test_a_full_disk_keeps_earlier_parts_and_says_where(RE, record, small_disk):

@@ -6,7 +6,6 @@ from the motor positions recorded in the event itself.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,15 @@ import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from bluesky.utils import RunEngineInterrupted
-from documents import as_pages, composed_run, events, expected_indices, run_documents, runs
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from ophyd.sim import NumpySeqHandler, det, img, motor1, motor2, motor3
+from documents import as_pages, composed_run, events
+from ophyd.sim import det, motor1, motor2, motor3
 from scans import GRID_PLANS, PLAIN_PLANS, pause_after_saves, run_resuming
-from stand_ins import BrokenCamera, FrameCounter
+from stand_ins import FrameCounter
 from tables import Views, batches_with_metadata, read_any
 
 from bluesky_zarr import (
     ArrowIPC,
-    ArrowWriter,
-    DocumentError,
     Parquet,
-    ParquetWriter,
-    StoreExistsError,
     Writer,
     export,
 )
@@ -232,18 +225,6 @@ def test_aborted_scan_keeps_its_rows_and_says_so(RE, record, tmp_path, fmt):
     assert status == "abort"
 
 
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_reading_of_the_wrong_shape_costs_only_its_own_row(RE, record, tmp_path, fmt):
-    RE.subscribe(Writer(tmp_path, fmt))
-    with pytest.raises(
-        DocumentError, match=r"data key 'cam' has readings of shape \[5, 4\].*declares \[6, 4\]"
-    ):
-        RE(bp.count([BrokenCamera()], 5))
-    views = read_any(table(tmp_path, record[0][1]["uid"], fmt))
-    good = [d for n, d in record if n == "event"][:2]
-    check_rows(views, good, ["cam"])
-
-
 def test_a_descriptor_with_new_keys_widens_the_table(tmp_path):
     """Parquet unifies the schemas (missing values are null); Arrow IPC continues in a second file.
 
@@ -278,43 +259,6 @@ def test_a_descriptor_with_new_keys_widens_the_table(tmp_path):
     assert read_any(continued).polars.select("a", "b").rows() == [(2.5, 7)]
 
 
-@pytest.mark.parametrize("writer", [ParquetWriter, ArrowWriter])
-def test_existing_tables_are_never_overwritten_unless_asked(RE, tmp_path, writer):
-    fmt = "parquet" if writer is ParquetWriter else "arrow"
-    token = RE.subscribe(writer(tmp_path, file_prefix="sample"))
-    (first,) = RE(bp.count([det], 1))
-    with pytest.raises(
-        StoreExistsError, match=r"sample exists already \(written by this writer for another run"
-    ):
-        RE(bp.count([det], 2))
-    RE.unsubscribe(token)
-    token = RE.subscribe(writer(tmp_path, file_prefix="sample"))
-    with pytest.raises(
-        StoreExistsError, match=rf"sample/primary{SUFFIX[fmt]} exists already; nothing was written"
-    ):
-        RE(bp.count([det], 2))
-    assert read_any(table(tmp_path, "sample", fmt)).metadata()["start"]["uid"] == first
-    RE.unsubscribe(token)
-    RE.subscribe(writer(tmp_path, file_prefix="sample", overwrite=True))
-    (second,) = RE(bp.count([det], 2))
-    views = read_any(table(tmp_path, "sample", fmt))
-    assert views.metadata()["start"]["uid"] == second and views.num_rows == 2
-
-
-def test_external_frames_are_filled_into_the_table(RE, record, tmp_path):
-    RE.subscribe(ParquetWriter(tmp_path, handler_registry={"NPY_SEQ": NumpySeqHandler}))
-    (uid,) = RE(bp.count([img], 3))
-    frames = read_any(table(tmp_path, uid, "parquet")).columns("img")
-    for reader, values in frames.items():
-        assert values.shape == (3, 10, 10), reader
-
-
-def test_external_data_without_a_handler_is_a_clear_error(RE, record, tmp_path):
-    RE(bp.count([img], 1))
-    with pytest.raises(DocumentError, match=r"'img' is external .*handler_registry"):
-        export(record, tmp_path, format="parquet")
-
-
 def test_the_format_objects_reject_what_they_cannot_do(tmp_path):
     from bluesky_zarr import ConfigurationError
 
@@ -324,28 +268,3 @@ def test_the_format_objects_reject_what_they_cannot_do(tmp_path):
         ArrowIPC(batch_rows=0)
     assert Parquet(compression=None).compression == "none"
     assert not list(tmp_path.iterdir())
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(runs(), st.integers(0, 2**32 - 1))
-def test_any_document_stream_round_trips_through_both_formats(spec, seed):
-    docs, evs = run_documents(spec, np.random.default_rng(seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        artifacts = export(docs, Path(tmp), format=["parquet", "arrow"])
-        for path in (*artifacts["parquet"], *artifacts["arrow"]):
-            views = read_any(path)
-            check_rows(views, evs, list(spec["keys"]))
-            if spec["grid"]:
-                snaking = [False, *spec["snake"][1 : len(spec["grid"])]]
-                order = expected_indices(spec["grid"], snaking)
-                grid = views.metadata()["grid"]
-                indices = np.stack(
-                    [views.columns(grid["index_columns"][d])["pyarrow"] for d in grid["dims"]], 1
-                )
-                on_grid = min(len(evs), len(order))
-                assert [tuple(i) for i in indices[:on_grid]] == order[:on_grid]
-                # events past the end of the grid have no index: null in every reader
-                assert (
-                    views.polars[grid["index_columns"][grid["dims"][0]]][on_grid:].null_count()
-                    == len(evs) - on_grid
-                )

@@ -7,6 +7,7 @@ the motor positions recorded in the event itself.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, root_attrs
 
-from bluesky_zarr import ZarrWriter, export, open_run
+from bluesky_zarr import WriteError, ZarrWriter, export, open_run
 
 
 @pytest.fixture
@@ -216,17 +217,6 @@ def test_text_readings_are_stored(tmp_path):
     assert meta["dimension_names"] == meta["attributes"]["_ARRAY_DIMENSIONS"] == ["time"]
 
 
-def test_a_run_without_stop_is_marked_incomplete_when_the_writer_closes(record, RE, cam, tmp_path):
-    RE(bp.count([cam], 3))
-    writer = ZarrWriter(tmp_path)
-    for name, doc in record[:-1]:  # everything but the stop document
-        writer(name, doc)
-    writer.close()
-    store = tmp_path / f"{record[0][1]['uid']}.zarr"
-    assert root_attrs(store)["status"] == "incomplete"
-    assert open_stream(store).sizes["time"] == 3
-
-
 def test_a_small_buffer_blocks_the_caller_and_loses_nothing(RE, tmp_path):
     """With room for one frame only, every document still arrives, in order."""
     cam = FrameCounter(shape=(256, 256))
@@ -234,3 +224,22 @@ def test_a_small_buffer_blocks_the_caller_and_loses_nothing(RE, tmp_path):
     (uid,) = RE(bp.count([cam], 20))
     ds = open_stream(tmp_path / f"{uid}.zarr")
     np.testing.assert_array_equal(ds.cam.values[:, 0, 0], np.arange(2, 22))
+
+
+def test_a_chunk_that_cannot_be_written_surfaces_in_the_scan_with_its_path(RE, record, tmp_path):
+    writer = ZarrWriter(tmp_path)
+    blocked = {}
+
+    def block_the_stream_directory(name, doc):
+        if name == "descriptor":
+            writer.flush()
+            store = tmp_path / f"{doc['run_start']}.zarr"
+            os.rename(store / "primary", store / "primary-moved")
+            (store / "primary").write_text("not a directory")
+            blocked["store"] = store
+
+    RE.subscribe(writer)
+    RE.subscribe(block_the_stream_directory)
+    with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c\.0.*Not a directory"):
+        RE(bp.count([FrameCounter()], 3))
+    assert root_attrs(blocked["store"])["start"]["uid"] == record[0][1]["uid"]
