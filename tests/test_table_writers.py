@@ -15,19 +15,13 @@ import pyarrow as pa
 import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
-from bluesky.utils import RunEngineInterrupted
 from documents import as_pages, composed_run, events
 from ophyd.sim import det, motor1, motor2, motor3
-from scans import GRID_PLANS, PLAIN_PLANS, pause_after_saves, run_resuming
+from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
 from tables import Views, batches_with_metadata, read_any
 
-from bluesky_zarr import (
-    ArrowIPC,
-    Parquet,
-    Writer,
-    export,
-)
+from bluesky_zarr import ArrowIPC, Parquet, Writer, export
 
 TABLE_FORMATS = ["parquet", "arrow"]
 SUFFIX = {"parquet": ".parquet", "arrow": ".arrows"}
@@ -192,37 +186,6 @@ def test_every_dtype_reads_back_as_declared(tmp_path, fmt):
     assert mask_field.metadata[b"shape"] == b"[2, 2]"
     masks = np.asarray(views.arrow.column("mask").to_pylist()).reshape(3, 2, 2)
     np.testing.assert_array_equal(masks, np.stack([r["mask"] for r in rows]))
-
-
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_paused_and_resumed_points_are_all_kept_as_rows(RE, record, tmp_path, fmt):
-    cam = FrameCounter()
-    RE.subscribe(Writer(tmp_path, fmt))
-    plan = pause_after_saves(
-        bp.grid_scan([cam, det], motor1, 0, 2, 3, motor2, 0, 1, 2, snake_axes=True), {2, 4}
-    )
-    run_resuming(RE, plan)
-    evs = events(record)
-    assert len({e["seq_num"] for e in evs}) < len(evs)  # points were taken again after the rewinds
-    views = read_any(table(tmp_path, record[0][1]["uid"], fmt))
-    check_rows(views, evs, ["cam", "det", "motor1", "motor2"])
-    check_grid_indices(views, evs, ["motor1", "motor2"], [[0, 1, 2], [0, 1]], [0.0, 0.0])
-    # the newest reading of each point, as the Zarr store keeps it on the grid
-    newest = views.polars.unique(subset=["seq_num"], keep="last", maintain_order=True)
-    assert newest.height == 6
-
-
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_aborted_scan_keeps_its_rows_and_says_so(RE, record, tmp_path, fmt):
-    RE.subscribe(Writer(tmp_path, fmt))
-    with pytest.raises(RunEngineInterrupted):
-        RE(pause_after_saves(bp.grid_scan([FrameCounter()], motor1, 0, 2, 3, motor2, 0, 1, 2), {4}))
-    RE.abort("the sample moved")
-    path = table(tmp_path, record[0][1]["uid"], fmt)
-    views = read_any(path)
-    check_rows(views, events(record), ["cam"])
-    status = views.metadata()["status"] if fmt == "parquet" else batches_with_metadata(path)[-1][1]["status"]
-    assert status == "abort"
 
 
 def test_a_descriptor_with_new_keys_widens_the_table(tmp_path):
