@@ -28,3 +28,11 @@ class FrameCounter(SynSignal):  # type: ignore[misc]
             dims=["y", "x"], units="counts",
         )  # fmt: skip
         return description
+
+
+class BrokenCamera(FrameCounter):
+    """Gives frames of the wrong shape from the third event on (reading 1 is taken at creation)."""
+
+    def _frame(self) -> np.ndarray:
+        frame = super()._frame()
+        return frame if frame[0, 0] <= 3 else frame[:-1]

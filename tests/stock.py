@@ -54,3 +54,28 @@ def assert_tensorstore_agrees(store: Path) -> int:
         np.testing.assert_array_equal(tensorstore_read(store, group, name), expected, err_msg=str(relative))
         checked += 1
     return checked
+
+
+def has_group(store: Path, group: str) -> bool:
+    """Whether the store holds the group ``group``, from its zarr.json on disk."""
+    meta = store / group / "zarr.json"
+    return meta.exists() and json.loads(meta.read_text())["node_type"] == "group"
+
+
+def variables_by_data_key(ds: xr.Dataset) -> dict[str, str]:
+    """Data key -> variable, from each variable's ``data_key`` attribute (a readback named like its
+    dimension is stored as ``<key>_readback``)."""
+    return {
+        v.attrs["data_key"]["name"]: str(name)
+        for name, v in ds.variables.items()
+        if isinstance(v.attrs.get("data_key"), dict)
+    }
+
+
+def assert_unwritten_points_hold_fill_values(ds: xr.Dataset, grid_dims: list[str]) -> None:
+    """Where the ``written`` mask says a grid point holds nothing, every float array holds NaN there:
+    no value stands at a point the mask does not vouch for, and no fill value passes for a reading."""
+    unwritten = ~ds["written"].values
+    for name, variable in ds.variables.items():
+        if list(variable.dims[: len(grid_dims)]) == grid_dims and variable.dtype.kind == "f":
+            assert np.isnan(variable.values[unwritten]).all(), f"{name} holds values at unwritten points"

@@ -42,7 +42,8 @@ class Views:
         if field.metadata and b"shape" in field.metadata:  # booleans, text: flat lists, shape in the field
             shape = json.loads(field.metadata[b"shape"])
             columns = {
-                r: np.stack(list(v)).reshape(len(v), *shape) if len(v) else v for r, v in columns.items()
+                r: np.stack(list(v)).reshape(len(v), *shape) if len(v) else np.reshape(v, (0, *shape))
+                for r, v in columns.items()
             }
         return columns
 
@@ -67,6 +68,43 @@ def read_any(path: Path) -> Views:
     return read_parquet(path) if path.suffix == ".parquet" else read_arrows(path)
 
 
+def read_parts(folder: Path) -> Views:
+    """The parts of a Parquet stream that is still written (or whose writer died), as each reader
+    reads a folder of files: pyarrow's and pandas' datasets, polars' own glob."""
+    return Views(
+        pq.read_table(folder), pl.scan_parquet(folder / "*.parquet").collect(), pd.read_parquet(folder)
+    )
+
+
+def whole_batches(path: Path) -> list[tuple[pa.RecordBatch, dict[str, Any]]]:
+    """The whole batches of an Arrow IPC stream file that may be cut short (a killed writer), each
+    with its custom metadata: read one by one up to the end, or up to the first half-written message."""
+    out = []
+    with pa.ipc.open_stream(path) as reader:
+        while True:
+            try:
+                batch, custom = reader.read_next_batch_with_custom_metadata()
+            except (StopIteration, pa.ArrowInvalid):
+                break
+            out.append((batch, _decoded(custom)))
+    return out
+
+
+def stream_metadata(path: Path) -> dict[str, Any]:
+    """The schema metadata of an Arrow IPC stream file (what was known when the stream began)."""
+    with pa.ipc.open_stream(path) as reader:
+        return schema_metadata(reader.schema)
+
+
+def read_cut_stream(path: Path) -> Views:
+    """An Arrow IPC stream file cut short: pyarrow reads its whole batches; polars and pandas take
+    them from pyarrow (their own readers refuse a file that ends inside a message)."""
+    with pa.ipc.open_stream(path) as reader:
+        schema = reader.schema
+    table = pa.Table.from_batches([b for b, _ in whole_batches(path)], schema=schema)
+    return Views(table, pl.from_arrow(table), table.to_pandas())
+
+
 def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
     """Schema metadata, every value parsed as strict JSON (pyarrow's own ``ARROW:schema`` left out)."""
     return {
@@ -89,11 +127,12 @@ def batches_with_metadata(path: Path) -> list[tuple[pa.RecordBatch, dict[str, An
                 batch, custom = reader.read_next_batch_with_custom_metadata()
             except StopIteration:
                 break
-            decoded = {
-                k.decode(): json.loads(v, parse_constant=_no_constants) for k, v in (custom or {}).items()
-            }
-            out.append((batch, decoded))
+            out.append((batch, _decoded(custom)))
     return out
+
+
+def _decoded(custom: dict[bytes, bytes] | None) -> dict[str, Any]:
+    return {k.decode(): json.loads(v, parse_constant=_no_constants) for k, v in (custom or {}).items()}
 
 
 def arrow_column(table: pa.Table, name: str) -> np.ndarray:

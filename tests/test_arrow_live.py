@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,46 +19,49 @@ from bluesky_zarr import ArrowWriter
 ROOT = Path(__file__).parent.parent
 FOLLOWER = ROOT / "examples" / "follow_arrow_stream.py"
 
-SLOW_SCAN = textwrap.dedent(
+STEP = 4
+STEPPED_SCAN = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from bluesky import RunEngine, plans as bp
     from ophyd.sim import det, motor1
     from stand_ins import FrameCounter
     from bluesky_zarr import ArrowWriter
 
+    STEP = int(sys.argv[3])
     RE = RunEngine({})
     RE.subscribe(ArrowWriter(sys.argv[1], file_prefix="live", flush_interval=0.05))
 
-    def slow(name, doc):
-        if name == "event":
-            print(doc["seq_num"], flush=True)
-            time.sleep(0.03)
+    def step(name, doc):
+        if name == "event" and doc["seq_num"] % STEP == 0:
+            sys.stdin.readline()  # the next events only once the test says so
 
-    RE.subscribe(slow)
+    RE.subscribe(step)
     RE(bp.scan([det, FrameCounter(shape=(8, 8))], motor1, 0, 1, int(sys.argv[2])))
-    print("done", flush=True)
     """
 )
 
 
 def start_scan(directory: Path, events: int) -> subprocess.Popen[str]:
+    """A scan that waits after every STEP-th event until it reads a line on stdin."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     return subprocess.Popen(
-        [sys.executable, "-c", SLOW_SCAN, str(directory), str(events)],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-c", STEPPED_SCAN, str(directory), str(events), str(STEP)],
+        stdin=subprocess.PIPE,
         text=True,
         env=env,
     )
 
 
 def test_another_process_follows_the_scan_while_it_runs(tmp_path):
+    """The scan waits after every STEP-th event until the follower has printed it: every row is read
+    while the scan runs, with no sleep on either side."""
     stream = tmp_path / "live" / "primary.arrows"
     follower = subprocess.Popen(
         [sys.executable, str(FOLLOWER), str(stream), "--idle", "20"], stdout=subprocess.PIPE, text=True
     )
     scan = start_scan(tmp_path, 40)
-    assert follower.stdout is not None and scan.stdout is not None
+    assert follower.stdout is not None and scan.stdin is not None
     try:
         header = follower.stdout.readline()
         assert "stream primary" in header and "(scan)" in header
@@ -71,9 +72,12 @@ def test_another_process_follows_the_scan_while_it_runs(tmp_path):
                 break
             rows.append(json.loads(line))
             while_running += scan.poll() is None
+            if rows[-1]["seq_num"] % STEP == 0:
+                scan.stdin.write("go on\n")
+                scan.stdin.flush()
         assert [r["seq_num"] for r in rows] == list(range(1, 41))
         assert "cam" not in rows[0] and rows[0]["det"] == 1.0
-        assert while_running >= 20  # most rows were read before the scan had ended
+        assert while_running == len(rows)  # every row was read before the scan had ended
         assert follower.wait(timeout=20) == 0
         assert scan.wait(timeout=20) == 0
     finally:
@@ -81,20 +85,15 @@ def test_another_process_follows_the_scan_while_it_runs(tmp_path):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
-def test_a_stream_cut_short_keeps_every_whole_batch(tmp_path):
-    with start_scan(tmp_path, 400) as scan:
-        assert scan.stdout is not None
-        for line in scan.stdout:
-            if int(line) >= 30:
-                break
-        time.sleep(0.2)
-        scan.send_signal(signal.SIGKILL)
-        scan.wait()
-    stream = tmp_path / "live" / "primary.arrows"
+def test_a_stream_cut_short_keeps_every_whole_batch(killed):
+    """The stream of a SIGKILLed writer (processes.kill_after_flush) reads batch by batch, and the
+    follower example reads the same rows."""
+    stream = killed("arrow") / "crash" / "primary.arrows"
     seq = []
     with pa.ipc.open_stream(stream) as reader:  # no end-of-stream marker: read batch by batch
         while True:

@@ -226,7 +226,7 @@ def test_a_point_measured_again_replaces_its_chunk_in_its_shard(tmp_path, shards
 
 CRASHING_SHARD_SCAN = textwrap.dedent(
     """
-    import sys, time
+    import sys
     import numpy as np
     from bluesky import RunEngine, plans as bp
     from ophyd.sim import motor1
@@ -242,7 +242,7 @@ CRASHING_SHARD_SCAN = textwrap.dedent(
             writer.flush()
             print(doc["seq_num"], flush=True)
             if doc["seq_num"] >= 5:
-                time.sleep(60)
+                sys.stdin.readline()  # hold still until the test kills the process
     RE.subscribe(announce)
     RE(bp.grid_scan([FrameCounter(shape=(256, 128))], motor1, 0, 1, 10))
     """
@@ -253,7 +253,11 @@ def test_killed_process_leaves_every_published_frame_of_an_open_shard(tmp_path):
     script = CRASHING_SHARD_SCAN.format(tests=str(Path(__file__).parent))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     with subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:

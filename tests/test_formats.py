@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
+from documents import events
 from ophyd.sim import det, motor1, motor2, motor3
 from stand_ins import FrameCounter
 from stock import open_stream, root_attrs
 from tables import read_any, read_parquet
-from test_zarr_writer import events
 
 from bluesky_zarr import (
     ArrowIPC,

@@ -1,15 +1,10 @@
-"""Parquet is crash safe: a killed writer, a full disk or a missing stop document lose only unflushed rows."""
+"""Parquet is crash safe: finalize_parquet finishes a killed writer's parts; a full disk keeps earlier parts;
+a crash while combining parts loses nothing. (What every format shares is in tests/conformance.)"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,54 +12,24 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from bluesky import plans as bp
-from ophyd.sim import det, motor1, motor2
+from documents import events
+from ophyd.sim import det
+from processes import FLUSHED
 from stand_ins import FrameCounter
 from tables import read_parquet
-from test_zarr_writer import events
 
 from bluesky_zarr import ParquetWriter, WriteError, finalize_parquet
 
-KILLED_SCAN = textwrap.dedent(
-    """
-    import sys, time
-    from bluesky import RunEngine, plans as bp
-    from ophyd.sim import det, motor1, motor2
-    from stand_ins import FrameCounter
-    from bluesky_zarr import ParquetWriter
 
-    RE = RunEngine({})
-    RE.subscribe(ParquetWriter(sys.argv[1], file_prefix="crash", flush_interval=0.05))
-
-    def report(name, doc):
-        if name == "event":
-            print(doc["seq_num"], flush=True)
-            time.sleep(0.02)
-
-    RE.subscribe(report)
-    RE(bp.grid_scan([FrameCounter(shape=(16, 16)), det], motor1, 0, 1, 20, motor2, 0, 1, 10))
-    """
-)
-
-
-def test_a_killed_writer_loses_nothing_that_was_flushed(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    with subprocess.Popen(
-        [sys.executable, "-c", KILLED_SCAN, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if int(line) >= 40:
-                break
-        time.sleep(0.3)  # several flush intervals: everything taken so far is in parts
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    run = tmp_path / "crash"
+def test_finalize_parquet_finishes_a_killed_run_once(killed):
+    """The parts of a SIGKILLed writer (processes.kill_after_flush), before and after finalize_parquet."""
+    run = killed("parquet") / "crash"
     parts = run / "primary.parquet.parts"
     assert not (run / "primary.parquet").exists()
     # what a reader sees before anyone finishes the run: every part whole, with polars' own glob
     before = pl.scan_parquet(parts / "*.parquet").collect()
-    assert before.height >= 40
-    kept = shutil.copytree(parts, tmp_path / "kept-parts")
+    assert before.height >= FLUSHED
+    kept = shutil.copytree(parts, run.parent / "kept-parts")
 
     assert finalize_parquet(run) == [run / "primary.parquet"]
     assert not parts.exists()
@@ -86,48 +51,10 @@ def test_a_killed_writer_loses_nothing_that_was_flushed(tmp_path):
     assert not parts.exists() and read_parquet(run / "primary.parquet").num_rows == len(seq)
 
 
-def test_parts_are_readable_while_the_scan_runs(RE, tmp_path):
-    writer = ParquetWriter(tmp_path, file_prefix="live")
-    seen = []
-
-    def look(name, doc):
-        if name == "event":
-            writer.flush()
-            rows = pl.scan_parquet(tmp_path / "live" / "primary.parquet.parts" / "*.parquet").collect()
-            seen.append(rows["seq_num"].to_list())
-
-    RE.subscribe(writer)
-    RE.subscribe(look)
-    RE(bp.grid_scan([det], motor1, 0, 1, 2, motor2, 0, 1, 2))
-    assert seen == [list(range(1, n + 1)) for n in range(1, 5)]
-    assert read_parquet(tmp_path / "live" / "primary.parquet").num_rows == 4
-    assert not (tmp_path / "live" / "primary.parquet.parts").exists()
-
-
-def test_a_run_without_stop_is_finished_as_incomplete_when_the_writer_closes(record, RE, tmp_path):
-    RE(bp.count([det], 3))
-    writer = ParquetWriter(tmp_path, file_prefix="open")
-    for name, doc in record[:-1]:
-        writer(name, doc)
-    writer.close()
-    views = read_parquet(tmp_path / "open" / "primary.parquet")
-    assert views.num_rows == 3 and views.metadata()["status"] == "incomplete"
-
-
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs) -> Path:
     """A real 1 MiB tmpfs: a disk that fills up (needs the right to mount; skipped without it)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return tmpfs("small-disk", "size=1m")
 
 
 def test_a_full_disk_keeps_earlier_parts_and_says_where(RE, record, small_disk):

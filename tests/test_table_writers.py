@@ -6,7 +6,6 @@ from the motor positions recorded in the event itself.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,13 @@ import pyarrow as pa
 import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
-from bluesky.utils import RunEngineInterrupted
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from ophyd.sim import NumpySeqHandler, det, img, motor1, motor2, motor3
+from documents import as_pages, composed_run, events
+from ophyd.sim import det, motor1, motor2, motor3
+from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
 from tables import Views, batches_with_metadata, read_any
-from test_document_streams import documents, expected_indices, runs
-from test_interruptions import BrokenCamera, pause_after_saves, run_resuming
-from test_zarr_writer import GRID_PLANS, PLAIN_PLANS, as_pages, events
 
-from bluesky_zarr import (
-    ArrowIPC,
-    ArrowWriter,
-    DocumentError,
-    Parquet,
-    ParquetWriter,
-    StoreExistsError,
-    Writer,
-    export,
-)
+from bluesky_zarr import ArrowIPC, Parquet, Writer, export
 
 TABLE_FORMATS = ["parquet", "arrow"]
 SUFFIX = {"parquet": ".parquet", "arrow": ".arrows"}
@@ -154,18 +140,6 @@ def test_metadata_holds_start_descriptors_and_stop(RE, cam, tmp_path, fmt):
         assert custom["descriptors"] == [descriptor]
 
 
-def composed_run(
-    keys: dict[str, dict[str, Any]], rows: list[dict[str, Any]], **md: Any
-) -> list[tuple[str, Any]]:
-    run = event_model.compose_run(metadata=md)
-    desc = run.compose_descriptor(name="primary", data_keys=keys)
-    docs: list[tuple[str, Any]] = [("start", run.start_doc), ("descriptor", desc.descriptor_doc)]
-    for i, data in enumerate(rows, start=1):
-        docs.append(("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, 0.0), seq_num=i)))
-    docs.append(("stop", run.compose_stop()))
-    return docs
-
-
 DTYPE_KEYS = {
     "state": {"dtype": "string", "shape": [], "source": "x"},
     "counts": {"dtype": "integer", "dtype_numpy": "<u2", "shape": [], "source": "x"},
@@ -214,49 +188,6 @@ def test_every_dtype_reads_back_as_declared(tmp_path, fmt):
     np.testing.assert_array_equal(masks, np.stack([r["mask"] for r in rows]))
 
 
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_paused_and_resumed_points_are_all_kept_as_rows(RE, record, tmp_path, fmt):
-    cam = FrameCounter()
-    RE.subscribe(Writer(tmp_path, fmt))
-    plan = pause_after_saves(
-        bp.grid_scan([cam, det], motor1, 0, 2, 3, motor2, 0, 1, 2, snake_axes=True), {2, 4}
-    )
-    run_resuming(RE, plan)
-    evs = events(record)
-    assert len({e["seq_num"] for e in evs}) < len(evs)  # points were taken again after the rewinds
-    views = read_any(table(tmp_path, record[0][1]["uid"], fmt))
-    check_rows(views, evs, ["cam", "det", "motor1", "motor2"])
-    check_grid_indices(views, evs, ["motor1", "motor2"], [[0, 1, 2], [0, 1]], [0.0, 0.0])
-    # the newest reading of each point, as the Zarr store keeps it on the grid
-    newest = views.polars.unique(subset=["seq_num"], keep="last", maintain_order=True)
-    assert newest.height == 6
-
-
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_aborted_scan_keeps_its_rows_and_says_so(RE, record, tmp_path, fmt):
-    RE.subscribe(Writer(tmp_path, fmt))
-    with pytest.raises(RunEngineInterrupted):
-        RE(pause_after_saves(bp.grid_scan([FrameCounter()], motor1, 0, 2, 3, motor2, 0, 1, 2), {4}))
-    RE.abort("the sample moved")
-    path = table(tmp_path, record[0][1]["uid"], fmt)
-    views = read_any(path)
-    check_rows(views, events(record), ["cam"])
-    status = views.metadata()["status"] if fmt == "parquet" else batches_with_metadata(path)[-1][1]["status"]
-    assert status == "abort"
-
-
-@pytest.mark.parametrize("fmt", TABLE_FORMATS)
-def test_reading_of_the_wrong_shape_costs_only_its_own_row(RE, record, tmp_path, fmt):
-    RE.subscribe(Writer(tmp_path, fmt))
-    with pytest.raises(
-        DocumentError, match=r"data key 'cam' has readings of shape \[5, 4\].*declares \[6, 4\]"
-    ):
-        RE(bp.count([BrokenCamera()], 5))
-    views = read_any(table(tmp_path, record[0][1]["uid"], fmt))
-    good = [d for n, d in record if n == "event"][:2]
-    check_rows(views, good, ["cam"])
-
-
 def test_a_descriptor_with_new_keys_widens_the_table(tmp_path):
     """Parquet unifies the schemas (missing values are null); Arrow IPC continues in a second file.
 
@@ -291,43 +222,6 @@ def test_a_descriptor_with_new_keys_widens_the_table(tmp_path):
     assert read_any(continued).polars.select("a", "b").rows() == [(2.5, 7)]
 
 
-@pytest.mark.parametrize("writer", [ParquetWriter, ArrowWriter])
-def test_existing_tables_are_never_overwritten_unless_asked(RE, tmp_path, writer):
-    fmt = "parquet" if writer is ParquetWriter else "arrow"
-    token = RE.subscribe(writer(tmp_path, file_prefix="sample"))
-    (first,) = RE(bp.count([det], 1))
-    with pytest.raises(
-        StoreExistsError, match=r"sample exists already \(written by this writer for another run"
-    ):
-        RE(bp.count([det], 2))
-    RE.unsubscribe(token)
-    token = RE.subscribe(writer(tmp_path, file_prefix="sample"))
-    with pytest.raises(
-        StoreExistsError, match=rf"sample/primary{SUFFIX[fmt]} exists already; nothing was written"
-    ):
-        RE(bp.count([det], 2))
-    assert read_any(table(tmp_path, "sample", fmt)).metadata()["start"]["uid"] == first
-    RE.unsubscribe(token)
-    RE.subscribe(writer(tmp_path, file_prefix="sample", overwrite=True))
-    (second,) = RE(bp.count([det], 2))
-    views = read_any(table(tmp_path, "sample", fmt))
-    assert views.metadata()["start"]["uid"] == second and views.num_rows == 2
-
-
-def test_external_frames_are_filled_into_the_table(RE, record, tmp_path):
-    RE.subscribe(ParquetWriter(tmp_path, handler_registry={"NPY_SEQ": NumpySeqHandler}))
-    (uid,) = RE(bp.count([img], 3))
-    frames = read_any(table(tmp_path, uid, "parquet")).columns("img")
-    for reader, values in frames.items():
-        assert values.shape == (3, 10, 10), reader
-
-
-def test_external_data_without_a_handler_is_a_clear_error(RE, record, tmp_path):
-    RE(bp.count([img], 1))
-    with pytest.raises(DocumentError, match=r"'img' is external .*handler_registry"):
-        export(record, tmp_path, format="parquet")
-
-
 def test_the_format_objects_reject_what_they_cannot_do(tmp_path):
     from bluesky_zarr import ConfigurationError
 
@@ -337,28 +231,3 @@ def test_the_format_objects_reject_what_they_cannot_do(tmp_path):
         ArrowIPC(batch_rows=0)
     assert Parquet(compression=None).compression == "none"
     assert not list(tmp_path.iterdir())
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(runs(), st.integers(0, 2**32 - 1))
-def test_any_document_stream_round_trips_through_both_formats(spec, seed):
-    docs, evs = documents(spec, np.random.default_rng(seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        artifacts = export(docs, Path(tmp), format=["parquet", "arrow"])
-        for path in (*artifacts["parquet"], *artifacts["arrow"]):
-            views = read_any(path)
-            check_rows(views, evs, list(spec["keys"]))
-            if spec["grid"]:
-                snaking = [False, *spec["snake"][1 : len(spec["grid"])]]
-                order = expected_indices(spec["grid"], snaking)
-                grid = views.metadata()["grid"]
-                indices = np.stack(
-                    [views.columns(grid["index_columns"][d])["pyarrow"] for d in grid["dims"]], 1
-                )
-                on_grid = min(len(evs), len(order))
-                assert [tuple(i) for i in indices[:on_grid]] == order[:on_grid]
-                # events past the end of the grid have no index: null in every reader
-                assert (
-                    views.polars[grid["index_columns"][grid["dims"][0]]][on_grid:].null_count()
-                    == len(evs) - on_grid
-                )

@@ -7,7 +7,7 @@ the motor positions recorded in the event itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,40 +16,18 @@ import numpy as np
 import pytest
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
+from documents import as_pages, events
 from ophyd.sim import det, motor1, motor2, motor3
+from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, root_attrs
 
-from bluesky_zarr import ZarrWriter, export, open_run
+from bluesky_zarr import WriteError, ZarrWriter, export, open_run
 
 
 @pytest.fixture
 def cam() -> FrameCounter:
     return FrameCounter()
-
-
-def as_pages(documents: list[tuple[str, Any]], size: int) -> Iterator[tuple[str, Any]]:
-    """The same run with its events packed into event pages of ``size`` events."""
-    pending: list[Any] = []
-    for name, doc in documents:
-        if name == "event":
-            if pending and pending[-1]["descriptor"] != doc["descriptor"]:
-                yield "event_page", event_model.pack_event_page(*pending)
-                pending = []
-            pending.append(doc)
-            if len(pending) == size:
-                yield "event_page", event_model.pack_event_page(*pending)
-                pending = []
-            continue
-        if pending:
-            yield "event_page", event_model.pack_event_page(*pending)
-            pending = []
-        yield name, doc
-
-
-def events(documents: list[tuple[str, Any]], stream: str = "primary") -> list[dict[str, Any]]:
-    uids = {d["uid"] for n, d in documents if n == "descriptor" and d["name"] == stream}
-    return [d for n, d in documents if n == "event" and d["descriptor"] in uids]
 
 
 def check_grid(
@@ -78,31 +56,6 @@ def check_grid(
         seen[index] = True
     np.testing.assert_array_equal(ds["written"].values, seen)
     assert_tensorstore_agrees(store)
-
-
-# plan, setpoints per axis (relative ones are offsets from where the motor starts)
-GRID_PLANS = {
-    "grid": (
-        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4),
-        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
-    ),
-    "grid-snake": (
-        lambda dets: bp.grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 4, snake_axes=True),
-        [[-1, 0, 1], [0, 2 / 3, 4 / 3, 2]],
-    ),
-    "rel-grid": (
-        lambda dets: bp.rel_grid_scan(dets, motor1, -1, 1, 3, motor2, 0, 2, 2, snake_axes=True),
-        [[-1, 0, 1], [0, 2]],
-    ),
-    "list-grid-snake": (
-        lambda dets: bp.list_grid_scan(dets, motor1, [3, 1, 2], motor2, [5, 0], snake_axes=[motor2]),
-        [[3, 1, 2], [5, 0]],
-    ),
-    "grid-3d-snake": (
-        lambda dets: bp.grid_scan(dets, motor1, 0, 1, 2, motor2, 0, 2, 3, motor3, 0, 1, 2, snake_axes=True),
-        [[0, 1], [0, 1, 2], [0, 1]],
-    ),
-}
 
 
 @pytest.mark.parametrize("plan", GRID_PLANS)
@@ -136,14 +89,6 @@ def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
     assert readback == 750 and frame.shape == (6, 4)
     assert "motor1_readback" in primary.coords and "motor2_setpoint" in primary.coords
     assert tree.attrs["status"] == "success"
-
-
-# plans without a grid: stored along ``time``
-PLAIN_PLANS = {
-    "count": lambda dets: bp.count(dets, 7),
-    "scan": lambda dets: bp.scan(dets, motor1, 0, 1, 6),
-    "list_scan": lambda dets: bp.list_scan(dets, motor1, [3, 1, 2, 9]),
-}
 
 
 @pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)
@@ -272,17 +217,6 @@ def test_text_readings_are_stored(tmp_path):
     assert meta["dimension_names"] == meta["attributes"]["_ARRAY_DIMENSIONS"] == ["time"]
 
 
-def test_a_run_without_stop_is_marked_incomplete_when_the_writer_closes(record, RE, cam, tmp_path):
-    RE(bp.count([cam], 3))
-    writer = ZarrWriter(tmp_path)
-    for name, doc in record[:-1]:  # everything but the stop document
-        writer(name, doc)
-    writer.close()
-    store = tmp_path / f"{record[0][1]['uid']}.zarr"
-    assert root_attrs(store)["status"] == "incomplete"
-    assert open_stream(store).sizes["time"] == 3
-
-
 def test_a_small_buffer_blocks_the_caller_and_loses_nothing(RE, tmp_path):
     """With room for one frame only, every document still arrives, in order."""
     cam = FrameCounter(shape=(256, 256))
@@ -290,3 +224,22 @@ def test_a_small_buffer_blocks_the_caller_and_loses_nothing(RE, tmp_path):
     (uid,) = RE(bp.count([cam], 20))
     ds = open_stream(tmp_path / f"{uid}.zarr")
     np.testing.assert_array_equal(ds.cam.values[:, 0, 0], np.arange(2, 22))
+
+
+def test_a_chunk_that_cannot_be_written_surfaces_in_the_scan_with_its_path(RE, record, tmp_path):
+    writer = ZarrWriter(tmp_path)
+    blocked = {}
+
+    def block_the_stream_directory(name, doc):
+        if name == "descriptor":
+            writer.flush()
+            store = tmp_path / f"{doc['run_start']}.zarr"
+            os.rename(store / "primary", store / "primary-moved")
+            (store / "primary").write_text("not a directory")
+            blocked["store"] = store
+
+    RE.subscribe(writer)
+    RE.subscribe(block_the_stream_directory)
+    with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c\.0.*Not a directory"):
+        RE(bp.count([FrameCounter()], 3))
+    assert root_attrs(blocked["store"])["start"]["uid"] == record[0][1]["uid"]

@@ -1,0 +1,120 @@
+"""Every format: an output is never overwritten, a run without stop says so, disk errors name the path,
+and what is flushed is readable while the scan runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bluesky import plans as bp
+from documents import events
+from formats import assert_holds
+from ophyd.sim import det, motor1, motor2
+from stand_ins import FrameCounter
+
+from bluesky_zarr import BlueskyZarrError, StoreExistsError, WriteError
+
+
+def files(directory: Path) -> dict[Path, bytes]:
+    """Every file below ``directory`` with its bytes."""
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_an_existing_output_is_never_overwritten_unless_asked(RE, tmp_path, fmt):
+    token = RE.subscribe(fmt.writer(tmp_path, file_prefix="sample"))
+    (first,) = RE(bp.count([det], 1))
+    before = files(tmp_path)
+    output = re.escape(str(fmt.output(tmp_path, "sample")))
+    with pytest.raises(
+        StoreExistsError, match=rf"{output} exists already \(written by this writer for another run"
+    ):
+        RE(bp.count([det], 2))
+    RE.unsubscribe(token)
+    token = RE.subscribe(fmt.writer(tmp_path, file_prefix="sample"))
+    existing = re.escape(str(tmp_path / fmt.existing("sample")))
+    with pytest.raises(StoreExistsError, match=rf"{existing} exists already; nothing was written"):
+        RE(bp.count([det], 2))
+    assert files(tmp_path) == before  # nothing of the refused runs was written
+    assert fmt.info(tmp_path, "sample").start["uid"] == first
+    RE.unsubscribe(token)
+    RE.subscribe(fmt.writer(tmp_path, file_prefix="sample", overwrite=True))
+    (second,) = RE(bp.count([det], 2))
+    assert fmt.info(tmp_path, "sample").start["uid"] == second
+    assert len(fmt.readings(tmp_path, "sample").rows) == 2
+
+
+def test_a_run_without_stop_is_marked_incomplete_when_the_writer_closes(record, RE, tmp_path, fmt):
+    RE(bp.count([FrameCounter(), det], 3))
+    writer = fmt.writer(tmp_path, file_prefix="open")
+    for name, doc in record[:-1]:  # everything but the stop document
+        writer(name, doc)
+    writer.close()
+    info = fmt.info(tmp_path, "open")
+    assert info.status == "incomplete" and info.stop is None
+    assert_holds(fmt.readings(tmp_path, "open"), events(record), ["cam", "det"])
+    assert fmt.leftovers(tmp_path, "open") == []
+
+
+def test_a_disk_error_surfaces_in_the_scan_with_the_path(RE, tmp_path, fmt):
+    """Once the start document is written, the run's output is replaced by a file: no stream can be made."""
+    writer = fmt.writer(tmp_path, file_prefix="run")
+    output = fmt.output(tmp_path, "run")
+
+    def block_the_output(name, doc):
+        if name == "start":
+            writer.flush()
+            output.rename(tmp_path / "moved")
+            output.write_text("not a directory")
+
+    RE.subscribe(writer)
+    RE.subscribe(block_the_output)
+    with pytest.raises(BlueskyZarrError) as caught:
+        RE(bp.count([det], 3))
+    # the first error the writer raised in the scan, at the document after the descriptor (errors
+    # about the events of the stream that could not be made follow it, at stop, and are what RE raises)
+    first = [e for e in chain(caught.value) if isinstance(e, BlueskyZarrError)][-1]
+    assert isinstance(first, WriteError)
+    assert re.search(rf"{re.escape(str(output))}/primary\S*: .*Not a directory", str(first)), str(first)
+    assert not list((tmp_path / "moved").rglob(".*.partial"))  # nothing half-written is left
+
+
+def chain(err: BaseException | None) -> list[BaseException]:
+    """An exception and those it was raised while handling, the latest first."""
+    out = []
+    while err is not None:
+        out.append(err)
+        err = err.__context__
+    return out
+
+
+def test_a_read_only_directory_is_an_error_that_names_the_path(RE, tmpfs, fmt):
+    target = tmpfs("read-only", "ro,size=64k")
+    RE.subscribe(fmt.writer(target, file_prefix="run"))
+    with pytest.raises(WriteError) as caught:
+        RE(bp.count([det], 2))
+    message = str(caught.value)
+    assert str(fmt.output(target, "run")) in message and "Read-only file system" in message
+    assert not list(target.iterdir())
+
+
+def test_every_flushed_reading_is_readable_while_the_scan_runs(RE, record, tmp_path, fmt):
+    """After each event and a flush, a stock reader sees exactly the events so far, with their values."""
+    writer = fmt.writer(tmp_path, file_prefix="live")
+    seen = []
+
+    def look(name, doc):
+        if name == "event":
+            writer.flush()
+            seen.append(fmt.live_readings(tmp_path, "live"))
+
+    RE.subscribe(writer)
+    RE.subscribe(look)
+    RE(bp.grid_scan([det], motor1, 0, 1, 3, motor2, 0, 1, 3))
+    evs = events(record)
+    assert len(seen) == len(evs) == 9
+    for n, readings in enumerate(seen, start=1):
+        assert_holds(readings, evs[:n], ["det"])
+    assert_holds(fmt.readings(tmp_path, "live"), evs, ["det"])
+    assert fmt.info(tmp_path, "live").status == "success"
+    assert fmt.leftovers(tmp_path, "live") == []

@@ -1,0 +1,372 @@
+"""One adapter per output format, so that the behaviour tests (``tests/conformance``) are format-neutral.
+
+An adapter makes the format's writer, says where a run's output is, and reads it back with stock
+readers only: a Zarr store with xarray (tensorstore must agree), Parquet and Arrow IPC tables with
+pyarrow, polars and pandas (all three must agree). What it reads back is :class:`Readings`, one
+:class:`Reading` per event the output holds, filed under the grid point the output gives it; so one
+check (:func:`assert_holds`) compares any format with the documents.
+
+What differs between the formats is said here and only here: a Zarr store keeps the newest reading
+of a grid point on the grid and the older ones (and events off the grid) in its overflow group; a
+table keeps every event as a row, in the order they came. Parquet flushes rows as parts that are
+merged at the end; Arrow IPC writes one stream whose last batch carries the status.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from stock import (
+    assert_tensorstore_agrees,
+    assert_unwritten_points_hold_fill_values,
+    has_group,
+    open_stream,
+    root_attrs,
+    variables_by_data_key,
+)
+from tables import (
+    Views,
+    read_arrows,
+    read_cut_stream,
+    read_parquet,
+    read_parts,
+    stream_metadata,
+    whole_batches,
+)
+
+from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize_parquet
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One event as an output holds it."""
+
+    seq_num: int
+    time: float
+    index: tuple[int, ...] | None
+    """The grid point it is filed under; ``None`` off the grid (or in a stream without one)."""
+    setpoints: dict[str, float]
+    """The planned setpoint of its grid point, per dimension that has setpoints."""
+    data: dict[str, Any]
+    """Data key -> reading."""
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Every event one stream of an output holds."""
+
+    rows: list[Reading]
+    in_event_order: bool
+    """Whether the rows come in the order the events came (tables), or by grid point (Zarr)."""
+
+    def seq_nums(self) -> list[int]:
+        return [r.seq_num for r in self.rows]
+
+    def points(self) -> dict[tuple[int, ...], Reading]:
+        """The newest reading filed under each grid point."""
+        newest: dict[tuple[int, ...], Reading] = {}
+        for row in self.rows:
+            if row.index is not None:
+                newest[row.index] = row
+        return newest
+
+    def older(self) -> list[Reading]:
+        """The readings that are not the newest of a grid point (measured again later, or off the grid)."""
+        newest = {id(r) for r in self.points().values()}
+        return [r for r in self.rows if id(r) not in newest]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What an output says about its run."""
+
+    status: str
+    start: dict[str, Any]
+    stop: dict[str, Any] | None
+    errors: list[str]
+
+
+def assert_holds(readings: Readings, evs: list[dict[str, Any]], keys: list[str]) -> None:
+    """The output holds each event exactly once: its time, seq_num and readings, numbers of the same kind.
+
+    Rows in event order are compared in that order; rows filed by grid point are matched by
+    ``(seq_num, time)``.
+    """
+    rows = readings.rows
+    assert len(rows) == len(evs), f"{len(rows)} readings for {len(evs)} events"
+    if readings.in_event_order:
+        pairs = list(zip(rows, evs, strict=True))
+    else:
+        by_event = {(r.seq_num, r.time): r for r in rows}
+        assert len(by_event) == len(rows), "an event is held twice"
+        pairs = [(by_event[(e["seq_num"], e["time"])], e) for e in evs]
+    for row, event in pairs:
+        assert (row.seq_num, row.time) == (event["seq_num"], event["time"])
+        for key in keys:
+            expected, got = np.asarray(event["data"][key]), np.asarray(row.data[key])
+            np.testing.assert_array_equal(got, expected, err_msg=f"{key} of seq_num {row.seq_num}")
+            if expected.dtype.kind in "iuf":
+                assert got.dtype.kind == expected.dtype.kind, (key, row.seq_num, got.dtype)
+
+
+def assert_on_their_grid(
+    readings: Readings, motors: list[str], setpoints: list[list[float]], offsets: list[float]
+) -> None:
+    """Every reading filed under a grid point is at the point its own motor readbacks point to, and
+    carries that point's planned setpoints (relative plans: ``offsets`` are where the motors started)."""
+    for row in readings.rows:
+        if row.index is None:
+            continue
+        expected = tuple(
+            int(np.argmin(np.abs(np.asarray(values) + offset - row.data[m])))
+            for values, offset, m in zip(setpoints, offsets, motors, strict=True)
+        )
+        assert row.index == expected, (row.seq_num, row.index, expected)
+        for d, motor in enumerate(motors):
+            np.testing.assert_allclose(row.setpoints[motor], setpoints[d][expected[d]])
+
+
+# --- the adapters ---------------------------------------------------------------------------------
+
+
+class OutputFormat(ABC):
+    """How the behaviour tests make, find and read one format's output."""
+
+    name: str
+    """The format's name for ``Writer(directory, name)`` and ``export(..., format=name)``."""
+    writer_class: type[Writer]
+    status_after_kill: str
+    """The status a stock reader finds after the writer was killed (and the run recovered)."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def writer(self, directory: Path, **options: Any) -> Writer:
+        return self.writer_class(directory, **options)
+
+    @abstractmethod
+    def output(self, directory: Path, prefix: str) -> Path:
+        """Where the run with file prefix ``prefix`` goes (a store, or a directory of stream files)."""
+
+    @abstractmethod
+    def existing(self, prefix: str) -> str:
+        """The file a writer names when it finds an earlier run's output there, relative to the directory."""
+
+    @abstractmethod
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        """Status, start, stop and errors, as the finished output says them."""
+
+    @abstractmethod
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        """The events of a stream of a finished (or closed) run."""
+
+    @abstractmethod
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        """The events of a stream that a reader sees while the writer is still writing it."""
+
+    @abstractmethod
+    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
+        """What a reader gets from a run whose writer process was killed (recovering it if the format can)."""
+
+    def leftovers(self, directory: Path, prefix: str) -> list[Path]:
+        """Working files that a finished run must not leave behind."""
+        return sorted(self.output(directory, prefix).rglob(".*.partial"))
+
+
+class ZarrOutput(OutputFormat):
+    name = "zarr"
+    writer_class = ZarrWriter
+    status_after_kill = "running"  # nothing can say otherwise once the process is gone
+
+    def output(self, directory: Path, prefix: str) -> Path:
+        return Path(directory) / f"{prefix}.zarr"
+
+    def existing(self, prefix: str) -> str:
+        return f"{prefix}.zarr"
+
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        attrs = root_attrs(self.output(directory, prefix))
+        return RunInfo(attrs["status"], attrs["start"], attrs.get("stop"), attrs.get("errors", []))
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        store = self.output(directory, prefix)
+        assert_tensorstore_agrees(store)
+        return zarr_readings(store, stream)
+
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return zarr_readings(self.output(directory, prefix), stream)
+
+    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
+        return self.info(directory, prefix), self.readings(directory, prefix)
+
+
+def zarr_readings(store: Path, stream: str) -> Readings:
+    """A stream's events: the grid points the ``written`` mask vouches for (by seq_num), then its
+    overflow group; or, with no grid, the events along ``time``."""
+    ds = open_stream(store, stream)
+    grid = ds.attrs.get("grid")
+    if grid is None:
+        return Readings(_rows(ds, ds.sizes.get("time", 0), None), in_event_order=True)
+    dims = list(grid["dims"])
+    assert_unwritten_points_hold_fill_values(ds, dims)
+    seq_num = ds["seq_num"].values
+    points = sorted(
+        (tuple(int(i) for i in p) for p in np.argwhere(ds["written"].values)), key=seq_num.__getitem__
+    )
+    setpoints = {d: (axis, ds[d].values) for axis, d in enumerate(dims) if d in ds.variables}
+    rows = _rows(ds, points, setpoints)
+    if has_group(store, f"{stream}/overflow"):
+        overflow = open_stream(store, f"{stream}/overflow")
+        rows += _rows(overflow, overflow.sizes["time"], None)
+    return Readings(rows, in_event_order=False)
+
+
+def _rows(
+    ds: Any, places: int | list[tuple[int, ...]], setpoints: dict[str, tuple[int, np.ndarray]] | None
+) -> list[Reading]:
+    """The readings at grid points, with their setpoints (dim -> its axis and setpoint coordinate);
+    or, given a number, the first ones along time."""
+    values = {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
+    time, seq_num = ds["time"].values, ds["seq_num"].values
+    if isinstance(places, int):
+        places = [(i,) for i in range(places)]
+    return [
+        Reading(
+            seq_num=int(seq_num[place]),
+            time=float(time[place]),
+            index=place if setpoints is not None else None,
+            setpoints={d: float(v[place[axis]]) for d, (axis, v) in (setpoints or {}).items()},
+            data={key: v[place] for key, v in values.items()},
+        )
+        for place in places
+    ]
+
+
+class TableOutput(OutputFormat):
+    """Parquet and Arrow IPC: ``<directory>/<prefix>/<stream><suffix>``, one row per event."""
+
+    suffix: str
+
+    def output(self, directory: Path, prefix: str) -> Path:
+        return Path(directory) / prefix
+
+    def existing(self, prefix: str) -> str:
+        return f"{prefix}/primary{self.suffix}"
+
+    def stream_file(self, directory: Path, prefix: str, stream: str = "primary") -> Path:
+        return self.output(directory, prefix) / f"{stream}{self.suffix}"
+
+
+class ParquetOutput(TableOutput):
+    name = "parquet"
+    writer_class = ParquetWriter
+    suffix = ".parquet"
+    status_after_kill = "incomplete"  # what finalize_parquet records for a run with no stop
+
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        return _table_info(read_parquet(self.stream_file(directory, prefix)).metadata())
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return table_readings(read_parquet(self.stream_file(directory, prefix, stream)))
+
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        parts = self.stream_file(directory, prefix, stream).with_suffix(".parquet.parts")
+        return table_readings(read_parts(parts))
+
+    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
+        finalize_parquet(self.output(directory, prefix))
+        return self.info(directory, prefix), self.readings(directory, prefix)
+
+    def leftovers(self, directory: Path, prefix: str) -> list[Path]:
+        run = self.output(directory, prefix)
+        return sorted([*run.rglob("*.parquet.parts"), *super().leftovers(directory, prefix)])
+
+
+class ArrowOutput(TableOutput):
+    name = "arrow"
+    writer_class = ArrowWriter
+    suffix = ".arrows"
+    status_after_kill = "running"  # the schema's; the batch that would say otherwise never came
+
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        """The last batch's custom metadata once the stream ended, else the schema's."""
+        path = self.stream_file(directory, prefix)
+        batches = whole_batches(path)
+        end = batches[-1][1] if batches and "status" in batches[-1][1] else {}
+        schema = stream_metadata(path)
+        return RunInfo(
+            end.get("status", schema["status"]), schema["start"], end.get("stop"), end.get("errors", [])
+        )
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return table_readings(read_arrows(self.stream_file(directory, prefix, stream)))
+
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return self.readings(directory, prefix, stream)  # every batch is whole once flushed
+
+    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
+        return self.info(directory, prefix), table_readings(
+            read_cut_stream(self.stream_file(directory, prefix))
+        )
+
+
+def _table_info(metadata: dict[str, Any]) -> RunInfo:
+    return RunInfo(metadata["status"], metadata["start"], metadata.get("stop"), metadata.get("errors", []))
+
+
+def table_readings(views: Views) -> Readings:
+    """The rows of a table, after checking that pyarrow, polars and pandas read the same values with
+    numbers of the same kind, and the same grid indices and setpoints (null off the grid)."""
+    metadata = views.metadata()
+    n = views.num_rows
+    columns: dict[str, np.ndarray] = {}
+    for key, name in [("time", "time"), ("seq_num", "seq_num"), *metadata["columns"].items()]:
+        by_reader = views.columns(name)
+        reference = by_reader["pyarrow"]
+        for reader, values in by_reader.items():
+            np.testing.assert_array_equal(values, reference, err_msg=f"{name} by {reader}")
+            if reference.dtype.kind in "iuf":
+                assert values.dtype.kind == reference.dtype.kind, (name, reader, values.dtype)
+        columns[key] = reference
+    grid = metadata.get("grid")
+    index: list[list[Any]] = []
+    setpoints: dict[str, list[Any]] = {}
+    if grid is not None:
+        index = [_nullable(views, grid["index_columns"][d]) for d in grid["dims"]]
+        setpoints = {d: _nullable(views, c) for d, c in grid["setpoint_columns"].items()}
+    data_keys = list(metadata["columns"])
+    rows = []
+    for i in range(n):
+        point = tuple(int(column[i]) for column in index) if index and index[0][i] is not None else None
+        rows.append(
+            Reading(
+                seq_num=int(columns["seq_num"][i]),
+                time=float(columns["time"][i]),
+                index=point,
+                setpoints={d: v[i] for d, v in setpoints.items() if v[i] is not None},
+                data={key: columns[key][i] for key in data_keys},
+            )
+        )
+    return Readings(rows, in_event_order=True)
+
+
+def _nullable(views: Views, column: str) -> list[Any]:
+    """A column with nulls (grid indices off the grid) as a list with ``None``, the same by every reader."""
+    by_arrow = views.arrow.column(column).to_pylist()
+    by_polars = views.polars[column].to_list()
+    by_pandas = [None if pd.isna(v) else v for v in views.pandas[column].tolist()]
+    assert by_polars == by_arrow, (column, "polars")
+    assert [None if v is None else float(v) for v in by_pandas] == [
+        None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in by_arrow
+    ], (column, "pandas")
+    return by_arrow
+
+
+ZARR, PARQUET, ARROW = ZarrOutput(), ParquetOutput(), ArrowOutput()
+FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW]
