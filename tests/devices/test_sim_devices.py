@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -49,10 +50,10 @@ def test_stage_trapezoid_move_settles_and_stops() -> None:
     assert time.monotonic() - t0 >= expected * 0.9
     assert stage.position == 10.0
     stage.velocity.put(10.0)
+    moving = threading.Event()
+    stage.readback.subscribe(lambda value, **kw: moving.set() if value != 10.0 else None, run=False)
     status = stage.set(-20.0)
-    deadline = time.monotonic() + 2.0
-    while stage.position == 10.0 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    assert moving.wait(2), "the stage never left 10 mm"
     stage.stop()
     with pytest.raises(DeviceStoppedError):
         status.wait(2)
