@@ -5,9 +5,11 @@ to a :class:`bluesky_zarr.ZarrWriter`; the time runs from the first document to 
 ``stop`` (which waits until the run is on disk) plus ``close()``. In the same run and the same
 directory the script measures two references that write the same bytes:
 
-- ``plain write``: one file, written frame after frame with ``os.write``. Neither it nor the
-  writer calls ``fsync``, so both measure the operating system's buffered write path (the page
-  cache, then the disk as it keeps up); this is the ceiling the writer aims at.
+- ``plain write``: one file, written frame after frame with ``os.write``, not synced: the
+  operating system's buffered write path (the page cache, then the disk as it keeps up).
+- ``plain write + fsync``: the same, then ``fsync``: the same bytes durable on the disk. The
+  writer syncs every file of a run (and their folders) at ``stop`` before it records the run's
+  final status, so this is the ceiling the writer aims at; zarr-python does not sync.
 - ``zarr-python``: ``arr[i, j] = frame`` once per frame into an uncompressed array with one frame
   per chunk, the obvious thing to write by hand.
 
@@ -200,7 +202,7 @@ def compose_documents(case: ThroughputCase, frames: list[np.ndarray]) -> Documen
     return docs
 
 
-def time_plain(path: Path, case: ThroughputCase, frames: list[np.ndarray]) -> float:
+def time_plain(path: Path, case: ThroughputCase, frames: list[np.ndarray], *, durable: bool = False) -> float:
     t0 = time.perf_counter()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -208,6 +210,8 @@ def time_plain(path: Path, case: ThroughputCase, frames: list[np.ndarray]) -> fl
             view = frame.data.cast("B")
             while view:
                 view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return time.perf_counter() - t0
@@ -240,7 +244,7 @@ def time_zarr_python(path: Path, case: ThroughputCase, frames: list[np.ndarray])
     return time.perf_counter() - t0
 
 
-THROUGHPUT_METHODS = ("plain write", *WRITER_OPTIONS, "zarr-python")
+THROUGHPUT_METHODS = ("plain write", "plain write + fsync", *WRITER_OPTIONS, "zarr-python")
 
 
 def run_throughput(case: ThroughputCase, work: Path) -> dict[str, list[float]]:
@@ -248,9 +252,9 @@ def run_throughput(case: ThroughputCase, work: Path) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {m: [] for m in THROUGHPUT_METHODS}
     for repeat in range(case.repeats):
         for method in rotated(THROUGHPUT_METHODS, repeat):
-            if method == "plain write":
+            if method.startswith("plain write"):
                 out = work / "plain.bin"
-                times[method].append(time_plain(out, case, frames))
+                times[method].append(time_plain(out, case, frames, durable=method.endswith("fsync")))
             elif method in WRITER_OPTIONS:
                 docs = compose_documents(case, frames)
                 out = work / "writer.zarr"
