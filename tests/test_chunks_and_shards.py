@@ -286,12 +286,23 @@ def test_every_codec_reads_back_with_xarray_and_tensorstore(RE, tmp_path, codec)
     assert_tensorstore_agrees(store)
 
 
-def test_frames_get_the_image_default_and_scalars_stay_plain(RE, tmp_path):
+def test_frames_get_the_image_default_and_gathered_readings_zstd(RE, tmp_path):
     store = run_grid(RE, tmp_path, shape=(256, 256))
     names = [c["name"] for c in zarr_json(store, "cam")["codecs"]]
     assert names == ["bytes", "blosc"]
-    assert [c["name"] for c in zarr_json(store, "det")["codecs"]] == ["bytes"]
-    assert [c["name"] for c in zarr_json(store, "time")["codecs"]] == ["bytes"]
+    assert [c["name"] for c in zarr_json(store, "det")["codecs"]] == ["bytes", "zstd"]
+    assert [c["name"] for c in zarr_json(store, "time")["codecs"]] == ["bytes", "zstd"]
+    assert [c["name"] for c in zarr_json(store, "motor1")["codecs"]] == ["bytes"]  # setpoints: exact size
+
+
+def test_small_runs_make_small_stores(RE, tmp_path):
+    """A one-event count is kilobytes: its 1 MiB chunks are mostly fill value, and zstd says so."""
+    RE.subscribe(ZarrWriter(tmp_path, file_prefix="small"))
+    RE(bp.count([det], 1))
+    store = tmp_path / "small.zarr"
+    assert sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) < 64 * 1024
+    np.testing.assert_array_equal(open_stream(store)["seq_num"].values, [1])
+    assert_tensorstore_agrees(store)
 
 
 def test_codecs_and_shards_together(RE, tmp_path):

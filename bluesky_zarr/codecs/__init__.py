@@ -10,12 +10,13 @@ registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also throu
 from __future__ import annotations
 
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
-from ._chains import IMAGE_DEFAULT, PRESETS, CodecChain, check_codecs, resolve_codecs
+from ._chains import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
 
 __all__ = [
     "IMAGE_DEFAULT",
     "PRESETS",
+    "SMALL_DEFAULT",
     "AnscombeCodec",
     "AnscombeParameters",
     "CodecChain",

@@ -45,10 +45,14 @@ from . import _blosc
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
 
-__all__ = ["IMAGE_DEFAULT", "PRESETS", "CodecChain", "SyncArrayCodec", "is_text", "resolve_codecs"]
+__all__ = ["IMAGE_DEFAULT", "PRESETS", "SMALL_DEFAULT", "CodecChain", "SyncArrayCodec", "is_text", "resolve_codecs"]
 
 IMAGE_DEFAULT: Final = "blosc-lz4"
 """The preset the writer uses for image-like readings: blosc lz4 with bitshuffle."""
+SMALL_DEFAULT: Final = "zstd"
+"""The preset for everything else the writer gathers into chunks (scalars, small readings, ``time``,
+``seq_num``, ``written``): a chunk of a short run is mostly fill value, which zstd makes nearly
+nothing, so a 2-row baseline costs kilobytes, not its chunks' full size."""
 
 PRESETS: Final[Mapping[str, str]] = {
     "none": "no compression: the raw little-endian bytes (or vlen-utf8 for text)",

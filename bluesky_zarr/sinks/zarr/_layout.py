@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._documents import EventDescriptor
 from ..._encoding import JSONValue
-from ...codecs import IMAGE_DEFAULT, CodecChain, resolve_codecs
+from ...codecs import IMAGE_DEFAULT, SMALL_DEFAULT, CodecChain, resolve_codecs
 from ...layout import (
     EVENT_DIM,
     FRAME_BYTES,
@@ -119,7 +119,7 @@ def _array(
     dims, shape = event_dims + reading_dims, event_shape + reading_shape
     reading_nbytes = _reading_nbytes(dtype, reading_shape)
     chunks = tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes) + reading_shape)
-    codecs, shards = resolve_codecs(None, dtype, where=f"array {name!r}"), None
+    codecs, shards = resolve_codecs(SMALL_DEFAULT, dtype, where=f"array {name!r}"), None
     if variable is not None:
         key = variable.key
         where = f"{where}, data key {key!r}"
@@ -131,7 +131,7 @@ def _array(
         shards = resolve_shards(
             options.shards.get(key), dims, shape, chunks, chunk_nbytes, len(reading_shape), where=where
         )
-        default = IMAGE_DEFAULT if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else None
+        default = IMAGE_DEFAULT if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
         codecs = resolve_codecs(options.codecs.get(key, default), dtype, where=where)
     return ArraySpec(
         name=name,
