@@ -45,7 +45,16 @@ from . import _blosc
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
 
-__all__ = ["IMAGE_DEFAULT", "PRESETS", "SMALL_DEFAULT", "CodecChain", "SyncArrayCodec", "is_text", "resolve_codecs"]
+__all__ = [
+    "IMAGE_DEFAULT",
+    "PRESETS",
+    "SMALL_DEFAULT",
+    "CodecChain",
+    "SyncArrayCodec",
+    "check_codecs",
+    "is_text",
+    "resolve_codecs",
+]
 
 IMAGE_DEFAULT: Final = "blosc-lz4"
 """The preset the writer uses for image-like readings: blosc lz4 with bitshuffle."""
