@@ -39,7 +39,13 @@ def render_file_prefix(template: str, start: Mapping[str, Any]) -> str:
                     "path separator or is '.'/'..'; choose a template whose fields are plain names"
                 )
             pieces.append(text)
-    except (KeyError, IndexError, AttributeError, ValueError) as err:
+    except KeyError as err:
+        raise UnsafePathError(
+            f"file_prefix {template!r} cannot be filled from the start document of run {uid}: it has no "
+            f"{err.args[0]!r} (for {{{field}}}); pass it as metadata, RE(plan, {err.args[0]}=...), or use "
+            "fields every start document has, e.g. '{start[uid]}' or '{start[scan_id]}-'"
+        ) from err
+    except (IndexError, AttributeError, ValueError) as err:
         if isinstance(err, UnsafePathError):
             raise
         raise UnsafePathError(

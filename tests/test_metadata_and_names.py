@@ -99,6 +99,11 @@ def test_file_prefix_that_would_leave_the_directory_is_refused(template, message
         render_file_prefix(template, START)
 
 
+def test_a_missing_file_prefix_field_is_named():
+    with pytest.raises(UnsafePathError, match=r"it has no 'proposal' \(for \{start\[proposal\]\}\)"):
+        render_file_prefix("{start[proposal]}-{start[uid]}", START)
+
+
 def test_unsafe_metadata_writes_nothing_anywhere(RE, tmp_path):
     target = tmp_path / "data"
     RE.subscribe(ZarrWriter(target, file_prefix="{start[sample]}"))

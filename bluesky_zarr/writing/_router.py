@@ -151,6 +151,10 @@ class Router:
         self.by_descriptor: dict[str, RunFanOut] = {}
         self.by_resource: dict[str, RunFanOut] = {}
         self.by_stream_resource: dict[str, RunFanOut] = {}
+        self.unknown: dict[str, int] = {}
+        """a run this writer never saw start (it joined late) -> its documents left out so far"""
+        self._unknown_descriptors: dict[str, str] = {}
+        """descriptor uid of such a run -> how the run is named"""
 
     def __call__(self, name: str, doc: Any) -> None:
         handler = getattr(self, f"_{name}", None)
@@ -165,24 +169,44 @@ class Router:
         run = self.runs[uid] = self.writer.open_run(uid, doc)
         run.send("start", doc)
 
-    def _run_of(self, doc: Any, key: str, table: dict[str, RunFanOut], what: str) -> RunFanOut:
+    def _run_of(self, doc: Any, key: str, table: dict[str, RunFanOut], what: str) -> RunFanOut | None:
+        """The run ``doc`` belongs to; ``None`` for a run reported unknown already (counted, not raised).
+
+        The first document of a run whose start this writer never saw (a service that joined
+        late) is an error; the rest of that run's documents are counted, not each raised.
+        """
         ref = doc.get(key)
         run = table.get(ref) if isinstance(ref, str) else None
-        if run is None:
-            raise DocumentError(
-                f"a {what} document refers to {key} {ref!r}, which no start or descriptor this writer "
-                "received declares; give the writer every document of a run, from its start"
-            )
-        return run
+        if run is not None:
+            return run
+        if key == "descriptor":
+            name = self._unknown_descriptors.get(str(ref), f"of descriptor {ref}")
+        else:
+            name = str(ref)
+        if what == "descriptor":
+            self._unknown_descriptors[str(doc.get("uid"))] = name
+        if name in self.unknown:
+            self.unknown[name] += 1
+            return None
+        self.unknown[name] = 1
+        raise DocumentError(
+            f"run {name}: a {what} document of a run whose start document this writer never received "
+            "(was it subscribed after the run began?); nothing of this run is written, and its later "
+            "documents are left out without another error. Give the writer every document of a run, "
+            "from its start (export() writes a saved run)"
+        )
 
     def _descriptor(self, doc: EventDescriptor) -> None:
         run = self._run_of(doc, "run_start", self.runs, "descriptor")
-        self.by_descriptor[doc["uid"]] = run
-        run.descriptor(doc)
+        if run is not None:
+            self.by_descriptor[doc["uid"]] = run
+            run.descriptor(doc)
 
     def events(self, name: str, docs: Sequence[Any]) -> None:
         """Consecutive events, or event pages, of one descriptor."""
         run = self._run_of(docs[0], "descriptor", self.by_descriptor, name)
+        if run is None:
+            return
         if name == "event":
             run.events(docs)
         else:
@@ -196,6 +220,8 @@ class Router:
 
     def _stop(self, doc: RunStop) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stop")
+        if run is None:
+            return
         run.send("stop", doc)
         with contextlib.suppress(Exception):
             run.filler.close()
@@ -218,13 +244,14 @@ class Router:
 
     def _stream_resource(self, doc: StreamResource) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stream_resource")
-        self.by_stream_resource[doc["uid"]] = run
-        run.send("stream_resource", doc)
+        if run is not None:
+            self.by_stream_resource[doc["uid"]] = run
+            run.send("stream_resource", doc)
 
     def _stream_datum(self, doc: StreamDatum) -> None:
-        self._run_of(doc, "stream_resource", self.by_stream_resource, "stream_datum").send(
-            "stream_datum", doc
-        )
+        run = self._run_of(doc, "stream_resource", self.by_stream_resource, "stream_datum")
+        if run is not None:
+            run.send("stream_datum", doc)
 
     def _bulk_events(self, doc: Any) -> None:
         for page in event_model.bulk_events_to_event_pages(doc):
