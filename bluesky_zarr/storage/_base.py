@@ -72,8 +72,8 @@ class Storage(ABC):
 
     @abstractmethod
     def create(self, *, overwrite: bool = False, exist_ok: bool = False) -> None:
-        """Create the root. An existing one is an error (``FileExistsError``) unless ``exist_ok``;
-        with ``overwrite`` it is removed first."""
+        """Create the root. An existing one is a :class:`~bluesky_zarr.StoreExistsError` (a
+        ``FileExistsError``) unless ``exist_ok``; with ``overwrite`` it is removed first."""
 
     @abstractmethod
     def exists(self, key: str = "") -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .._errors import WriteError
+from .._errors import BlueskyZarrError, StoreExistsError, WriteError
 from ._base import Bytes, GrowingObject, Storage
 
 __all__ = ["LocalStorage"]
@@ -25,7 +25,7 @@ def _wrapped(path: Path, action: str = "write") -> Iterator[None]:
     """The one place an ``OSError`` becomes a :class:`WriteError` naming the path."""
     try:
         yield
-    except WriteError:
+    except BlueskyZarrError:  # said already (a WriteError, a StoreExistsError)
         raise
     except OSError as err:
         raise WriteError(err.errno, f"cannot {action} {path}: {err.strerror or err}") from err
@@ -150,9 +150,12 @@ class LocalStorage(Storage):
             self.root.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self.root.mkdir()
-            except FileExistsError:
+            except FileExistsError as err:
                 if not (exist_ok and self.root.is_dir()):
-                    raise
+                    raise StoreExistsError(
+                        f"{self.root} exists already (another writer made it meanwhile?); nothing was "
+                        "written to it: choose another file_prefix, or pass overwrite=True to replace it"
+                    ) from err
         self._folders.add(self.root)
         self._unsynced.add(self.root.parent)
 
