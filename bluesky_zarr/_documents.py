@@ -7,6 +7,7 @@ fields a document declares. Keys a plan adds beyond event-model's schema (a star
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from event_model.documents import (
@@ -37,6 +38,7 @@ __all__ = [
     "RunStop",
     "StreamDatum",
     "StreamResource",
+    "UnreadReading",
 ]
 
 DocumentName: TypeAlias = Literal[
@@ -64,3 +66,14 @@ Document: TypeAlias = (
     | StreamResource
     | StreamDatum
 )
+
+
+@dataclass(frozen=True)
+class UnreadReading:
+    """In an event's data, in place of a reading the writer could not load from a detector's file.
+
+    The run sink keeps it in the stream's quarantine (``value`` null, ``reason`` this reason), so
+    a frame missing from its file costs only itself.
+    """
+
+    reason: str

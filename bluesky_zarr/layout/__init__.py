@@ -31,6 +31,7 @@ from ._schema import (
     Widening,
     reading_dtype,
     safe_name,
+    stream_reading_shape,
     stream_schema,
 )
 from ._values import ReadingsCheck, check_readings, lossless_cast, widened_dtype
@@ -60,6 +61,7 @@ __all__ = [
     "resolve_chunks",
     "resolve_shards",
     "safe_name",
+    "stream_reading_shape",
     "stream_schema",
     "widened_dtype",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "Widening",
     "reading_dtype",
     "safe_name",
+    "stream_reading_shape",
     "stream_schema",
 ]
 
@@ -87,6 +88,9 @@ class Variable:
     """The data key as its descriptor gives it, in strict JSON."""
     widening: Widening | None = None
     """Set when the key is stored wider than declared."""
+    files: tuple[dict[str, JSONValue], ...] = ()
+    """For readings from a detector's own files: each file and dataset (``uri``, ``dataset``,
+    ``mimetype``) that the writer read them from."""
 
     @property
     def is_text(self) -> bool:
@@ -163,6 +167,16 @@ def reading_dtype(key: str, data_key: Mapping[str, Any], stream: str) -> np.dtyp
     return dtype
 
 
+def stream_reading_shape(data_key: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of one reading of a data key: as declared, except for a key whose frames are in a
+    detector's own files (``external: "STREAM:"``): ophyd-async declares those as ``[frames per
+    event, *frame]``, and one frame per event is stored as a frame, without the leading ``1``."""
+    shape = tuple(int(n) for n in data_key.get("shape") or ())
+    if str(data_key.get("external", "")).startswith("STREAM:") and shape[:1] == (1,):
+        return shape[1:]
+    return shape
+
+
 def _reading_dims(
     key: str, data_key: Mapping[str, Any], shape: tuple[int, ...], dim_sizes: dict[str, int]
 ) -> tuple[str, ...]:
@@ -198,12 +212,14 @@ def stream_schema(
     descriptors: Sequence[EventDescriptor],
     grid: Grid | None,
     widenings: Mapping[str, Widening] | None = None,
+    files: Mapping[str, Sequence[dict[str, JSONValue]]] | None = None,
 ) -> StreamSchema:
     """The schema of one stream from its start document and all its descriptors so far (no I/O).
 
     ``grid`` places the stream on the scan's grid (``grid_from_start(start)``, for the streams
     it names); without it the stream grows along ``time``. ``widenings`` are the keys widened
-    because their readings did not fit (see :func:`~bluesky_zarr.layout.check_readings`).
+    because their readings did not fit (see :func:`~bluesky_zarr.layout.check_readings`);
+    ``files``, the detector files that keys were read from (``stream_resource`` documents).
 
     Raises
     ------
@@ -222,7 +238,7 @@ def stream_schema(
         data_keys: Mapping[str, Mapping[str, Any]] = descriptor.get("data_keys") or {}
         for key, data_key in data_keys.items():
             dtype = reading_dtype(key, data_key, stream)
-            shape = tuple(int(n) for n in data_key.get("shape") or ())
+            shape = stream_reading_shape(data_key)
             known = variables.get(key)
             if known is not None:
                 if dtype == known.dtype and shape == known.shape:
@@ -258,6 +274,9 @@ def stream_schema(
         known = variables.get(key)
         if known is not None and widening.dtype != known.dtype and np.can_cast(known.dtype, widening.dtype):
             variables[key] = replace(known, dtype=widening.dtype, widening=widening)
+    for key, sources in (files or {}).items():
+        if key in variables:
+            variables[key] = replace(variables[key], files=tuple(sources))
     external = {k: v.external for k, v in variables.items() if v.external is not None}
     return StreamSchema(
         run=uid,

@@ -85,7 +85,7 @@ class ReadingsCheck:
     values: np.ndarray | None = None
     """All readings as one array of ``dtype`` when every one is kept (``None`` otherwise)."""
     refused: dict[int, str] = field(default_factory=dict)
-    """Position of a refused reading -> why it cannot be stored."""
+    """Position of a refused reading -> why it cannot be stored (``"holds ..."``)."""
 
 
 def check_readings(raw: Any, dtype: np.dtype[Any], shape: tuple[int, ...], n: int | None) -> ReadingsCheck:
@@ -113,9 +113,11 @@ def check_readings(raw: Any, dtype: np.dtype[Any], shape: tuple[int, ...], n: in
         one = _as_array(reading)
         if one is None or one.dtype.kind not in _NUMBERS:
             kind = "readings of different lengths" if one is None else f"{type(reading).__name__} value"
-            refused[i] = f"a {kind} where {dtype} numbers are declared"
+            refused[i] = f"holds a {kind} where {dtype} numbers are declared"
         elif one.shape != shape:
-            refused[i] = f"a reading of shape {list(one.shape)} where the descriptor declares {list(shape)}"
+            refused[i] = (
+                f"holds a reading of shape {list(one.shape)} where the descriptor declares {list(shape)}"
+            )
         else:
             kept.append(one)
     wide = dtype

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,6 +13,7 @@ import bluesky.plans as bp
 import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.protocols import Readable
+from bluesky.run_engine import call_in_bluesky_event_loop
 from bluesky.utils import MsgGenerator
 from ophyd.utils import LimitError
 
@@ -85,8 +87,11 @@ def _readback_key(motor: Any) -> str:
 
 def _units(motor: Any, key: str) -> str:
     try:
-        return str(motor.describe()[key].get("units") or "")
-    except (KeyError, AttributeError):
+        description = motor.describe()
+        if inspect.isawaitable(description):  # an ophyd-async device: describe() is a coroutine
+            description = call_in_bluesky_event_loop(description)
+        return str(description[key].get("units") or "")
+    except (KeyError, AttributeError, TypeError):
         return ""
 
 

@@ -26,8 +26,17 @@ from typing import Any, Generic, Literal, TypeVar
 import event_model
 import numpy as np
 
-from .._documents import Event, EventDescriptor, EventPage, RunStart, RunStop
-from .._encoding import dumps
+from .._documents import (
+    Event,
+    EventDescriptor,
+    EventPage,
+    RunStart,
+    RunStop,
+    StreamDatum,
+    StreamResource,
+    UnreadReading,
+)
+from .._encoding import JSONValue, dumps, to_json
 from .._errors import ConfigurationError, DocumentError
 from ..layout import StreamSchema, Widening, check_readings, grid_from_start, stream_schema
 from ..storage import Storage
@@ -124,6 +133,9 @@ class RunSink(ABC, Generic[StreamT]):
         """stream name -> data key -> readings put in quarantine"""
         self._reported: set[tuple[str, str]] = set()
         """(stream, data key) whose conflict or quarantine was logged already"""
+        self._stream_resources: dict[str, StreamResource] = {}
+        self._read_files: dict[str, dict[str, list[dict[str, JSONValue]]]] = {}
+        """stream name -> data key -> the detector files its readings were read from"""
 
     # --- what each format does --------------------------------------------------------------------
 
@@ -163,12 +175,11 @@ class RunSink(ABC, Generic[StreamT]):
         elif name == "stop":
             self.stop(doc)
         elif name == "stream_resource":
-            raise DocumentError(
-                f"run {self.uid}: stream_resource {doc.get('uid')} points at data in {doc.get('uri')!r}, "
-                "which this writer cannot copy yet; write such runs with a writer that keeps the "
-                "detector's own files"
-            )
-        # start opened this sink; resource and datum documents are for the writer's Filler
+            self._stream_resources[doc["uid"]] = doc
+        elif name == "stream_datum":
+            self._read_from(doc)
+        # start opened this sink; the writer reads the frames that resource and datum documents
+        # point at into the events (its Filler, its DetectorFiles)
 
     def descriptor(self, doc: EventDescriptor) -> None:
         uid = doc["uid"]
@@ -181,7 +192,13 @@ class RunSink(ABC, Generic[StreamT]):
         earlier = self.schemas[name].descriptors if name in self.schemas else ()
         grid = self.grid if self.grid is not None and name in self.grid.streams else None
         try:
-            schema = stream_schema(self.start_doc, [*earlier, narrowed], grid, self._widenings.get(name))
+            schema = stream_schema(
+                self.start_doc,
+                [*earlier, narrowed],
+                grid,
+                self._widenings.get(name),
+                self._read_files.get(name),
+            )
             if name in self.streams:
                 self.update_stream(self.streams[name], schema)
             else:
@@ -258,6 +275,11 @@ class RunSink(ABC, Generic[StreamT]):
             if variable is None:  # the format reports a key no descriptor declares
                 continue
             check = check_readings(raw, variable.dtype, variable.shape, n)
+            if variable.external is not None:  # a frame the writer could not read says why
+                for i, reading in enumerate([raw] if n is None else raw):
+                    if isinstance(reading, UnreadReading):
+                        check.refused[i] = reading.reason
+                        check.values = None
             if check.dtype != variable.dtype:
                 declared = variable.widening.declared if variable.widening else variable.dtype
                 widened[key] = Widening(declared, check.dtype, _first_misfit(doc, key, variable.dtype, n))
@@ -272,7 +294,7 @@ class RunSink(ABC, Generic[StreamT]):
             key, why = next(iter(reasons.items()))
             seq_num = doc["seq_num"] if n is None else doc["seq_num"][i]  # type: ignore[index]
             raise DocumentError(
-                f"{schema.where}: data key {key!r} of the event with seq_num {seq_num} holds {why}; "
+                f"{schema.where}: data key {key!r} of the event with seq_num {seq_num} {why}; "
                 "fix the device's describe() or its reading (with on_error='quarantine' such a "
                 "reading is kept apart and the scan goes on)"
             )
@@ -280,14 +302,44 @@ class RunSink(ABC, Generic[StreamT]):
             doc = {**doc, "data": {**doc["data"], **converted}}
         return doc, refused
 
+    def _relayout(self, name: str) -> None:
+        """The schema of a stream again, with what its readings showed (widenings, detector files)."""
+        schema = self.schemas[name]
+        schema = stream_schema(
+            self.start_doc,
+            schema.descriptors,
+            schema.grid,
+            self._widenings.get(name),
+            self._read_files.get(name),
+        )
+        self.update_stream(self.streams[name], schema)
+        self.schemas[name] = schema
+
+    def _read_from(self, doc: StreamDatum) -> None:
+        """Record the detector file that a data key's readings are read from (once per file)."""
+        resource = self._stream_resources.get(doc["stream_resource"])
+        name = self._stream_of.get(doc["descriptor"])
+        if resource is None or name is None or name not in self.streams:
+            return
+        key = str(resource.get("data_key"))
+        if key not in self.schemas[name].variables:  # not selected for this format
+            return
+        parameters: Any = resource.get("parameters") or {}
+        source: dict[str, JSONValue] = {
+            "uri": str(resource.get("uri")),
+            "dataset": to_json(parameters.get("dataset")),
+            "mimetype": str(resource.get("mimetype")),
+        }
+        files = self._read_files.setdefault(name, {}).setdefault(key, [])
+        if source not in files:
+            files.append(source)
+            self._relayout(name)
+
     def _widen(self, name: str, widened: dict[str, Widening]) -> None:
         """Store data keys of a stream in wider dtypes from now on (earlier readings included)."""
         schema = self.schemas[name]
-        widenings = self._widenings.setdefault(name, {})
-        widenings.update(widened)
-        wider = stream_schema(self.start_doc, schema.descriptors, schema.grid, widenings)
-        self.update_stream(self.streams[name], wider)
-        self.schemas[name] = wider
+        self._widenings.setdefault(name, {}).update(widened)
+        self._relayout(name)
         for key, widening in widened.items():
             logger.info(
                 "%s: data key %r is stored as %s from now on (declared %s; seq_num %s did not fit)",
@@ -330,7 +382,7 @@ class RunSink(ABC, Generic[StreamT]):
                 counts[key] = counts.get(key, 0) + 1
                 self._report(
                     name, key,
-                    f"{where}: data key {key!r} of the event with seq_num {seq_num} holds {why}; the "
+                    f"{where}: data key {key!r} of the event with seq_num {seq_num} {why}; the "
                     f"reading is kept in stream {qname!r} and the scan goes on (later ones are counted)",
                 )  # fmt: skip
                 event: Any = {
@@ -417,6 +469,8 @@ def _first_misfit(doc: Any, key: str, dtype: np.dtype[Any], n: int | None) -> in
 
 
 def _json_text(value: Any) -> str:
+    if isinstance(value, UnreadReading):
+        return "null"
     try:
         return dumps(value)
     except (TypeError, ValueError):

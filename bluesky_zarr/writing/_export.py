@@ -27,6 +27,7 @@ def export(
     overwrite: bool = False,
     handler_registry: Mapping[str, Callable[..., Any]] | None = None,
     on_error: OnError = "quarantine",
+    frame_timeout: float = 10.0,
 ) -> dict[str, list[Path]]:
     """Write existing ``(name, doc)`` pairs (a databroker run, a document file) in one or more formats.
 
@@ -49,8 +50,9 @@ def export(
         :class:`~bluesky_zarr.StoreExistsError`.
     handler_registry
         ``{spec: handler}`` for external data (legacy Resource/Datum).
-    on_error
-        ``"quarantine"`` or ``"raise"``: see :class:`~bluesky_zarr.Writer`.
+    on_error, frame_timeout
+        What a reading that cannot be stored costs, and how long to wait for a detector's file to
+        hold a frame: see :class:`~bluesky_zarr.Writer`.
     """
     formats = [format] if isinstance(format, Format | str) else list(format)
     with Writer(
@@ -60,6 +62,7 @@ def export(
         overwrite=overwrite,
         handler_registry=handler_registry,
         on_error=on_error,
+        frame_timeout=frame_timeout,
     ) as writer:
         feed(writer, documents)
     return writer.artifacts

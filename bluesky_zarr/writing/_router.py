@@ -2,9 +2,11 @@
 
 A lean stand-in for :class:`event_model.RunRouter` with its :class:`event_model.Filler`: the same
 routing by run, descriptor and resource, with the Filler called only for descriptors that declare
-external data keys. Each run's :class:`RunFanOut` hands every document to each format's sink,
-guarded, so one failing format stops no other; a page made of several documents that a sink
-refuses is handed to it again one document at a time, so a bad reading costs only its own.
+external data keys (legacy Resource/Datum), and :class:`DetectorFiles` for those whose frames are
+in a detector's own files (StreamResource/StreamDatum). Each run's :class:`RunFanOut` hands every
+document to each format's sink, guarded, so one failing format stops no other; a page made of
+several documents that a sink refuses is handed to it again one document at a time, so a bad
+reading costs only its own.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .._documents import (
 )
 from .._errors import DocumentError
 from ..sinks import RunSink
+from ._detector_files import DetectorFiles
 from ._paging import merge_pages, page_of
 
 __all__ = ["Router", "RouterOwner", "RunFanOut"]
@@ -37,7 +40,8 @@ __all__ = ["Router", "RouterOwner", "RunFanOut"]
 class RouterOwner(Protocol):
     """What the router needs of the writer that owns it."""
 
-    handler_registry: dict[str, Callable[..., Any]] | None
+    handler_registry: dict[str, Callable[..., Any]]
+    frame_timeout: float
 
     def open_run(self, uid: str, start: RunStart) -> RunFanOut:
         """The sinks of a new run."""
@@ -51,15 +55,18 @@ class RouterOwner(Protocol):
 class RunFanOut:
     """One run's sinks, one per format; each is guarded, so one failing format stops no other."""
 
-    __slots__ = ("external", "filler", "sinks", "uid", "writer")
+    __slots__ = ("detector_files", "external", "filler", "in_files", "sinks", "uid", "writer")
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
         self.writer = writer
         self.uid = uid
         self.sinks = sinks
-        self.filler = event_model.Filler(writer.handler_registry or {}, inplace=False)
+        self.filler = event_model.Filler(writer.handler_registry, inplace=False)
+        self.detector_files = DetectorFiles(writer.frame_timeout)
         self.external: dict[str, bool] = {}
-        """descriptor uid -> whether its events may hold datum ids to fill"""
+        """descriptor uid -> whether its events may hold datum ids to fill (Resource/Datum)"""
+        self.in_files: dict[str, bool] = {}
+        """descriptor uid -> whether some of its readings are in detector files (StreamResource)"""
 
     def send(self, name: str, doc: Any) -> None:
         for label, sink in self.sinks:
@@ -81,15 +88,26 @@ class RunFanOut:
                 self.fail(err, what, label, sink)
 
     def descriptor(self, doc: EventDescriptor) -> None:
+        self.in_files[doc["uid"]] = self.detector_files.descriptor(doc)
         self.external[doc["uid"]] = any(
-            isinstance(v, Mapping) and v.get("external") for v in (doc.get("data_keys") or {}).values()
+            isinstance(v, Mapping) and v.get("external") and not str(v["external"]).startswith("STREAM:")
+            for v in (doc.get("data_keys") or {}).values()
         )
         self.filler.descriptor(doc)
         self.send("descriptor", doc)
 
+    def stream_resource(self, doc: StreamResource) -> None:
+        self.detector_files.stream_resource(doc)
+        self.send("stream_resource", doc)
+
+    def stream_datum(self, doc: StreamDatum) -> None:
+        self.detector_files.stream_datum(doc)
+        self.send("stream_datum", doc)
+
     def events(self, events: Sequence[Event]) -> None:
         """Consecutive events of one descriptor, as one page when they share their keys."""
-        if self.external.get(events[0]["descriptor"]):
+        descriptor = events[0]["descriptor"]
+        if self.external.get(descriptor) or self.in_files.get(descriptor):
             page = self.fill(event_model.pack_event_page(*events))
             if page is not None:
                 self.send("event_page", page)
@@ -103,7 +121,8 @@ class RunFanOut:
 
     def event_pages(self, pages: Sequence[EventPage]) -> None:
         """Consecutive event pages of one descriptor, as one page when they share their keys."""
-        if self.external.get(pages[0]["descriptor"]):
+        descriptor = pages[0]["descriptor"]
+        if self.external.get(descriptor) or self.in_files.get(descriptor):
             for doc in pages:
                 filled = self.fill(doc)
                 if filled is not None:
@@ -132,14 +151,27 @@ class RunFanOut:
                         self.fail(err, name, label, sink)
 
     def fill(self, page: EventPage) -> EventPage | None:
-        """Load external data; a spec without a handler passes through unfilled (the sinks say so)."""
-        try:
-            return self.filler.event_page(page)
-        except event_model.UndefinedAssetSpecification:
-            return page
-        except Exception as err:
-            self.writer.record(err, self.uid, "event_page", "filling external data")
-            return None
+        """Load external data; a spec without a handler passes through unfilled (the sinks say so).
+
+        Frames in detector files are read by :class:`DetectorFiles`; one it cannot read is an
+        :class:`~bluesky_zarr._documents.UnreadReading`, kept in the quarantine by the sinks.
+        """
+        if self.external.get(page["descriptor"]):
+            try:
+                page = self.filler.event_page(page)
+            except event_model.UndefinedAssetSpecification:
+                pass
+            except Exception as err:
+                self.writer.record(err, self.uid, "event_page", "filling external data")
+                return None
+        return self.detector_files.fill(page)
+
+    def close(self) -> None:
+        """Close the files the run's frames were read from."""
+        with contextlib.suppress(Exception):
+            self.filler.close()
+        with contextlib.suppress(Exception):
+            self.detector_files.close()
 
 
 class Router:
@@ -223,8 +255,7 @@ class Router:
         if run is None:
             return
         run.send("stop", doc)
-        with contextlib.suppress(Exception):
-            run.filler.close()
+        run.close()
         self.forget(run.uid)
 
     def _resource(self, doc: Resource) -> None:
@@ -246,12 +277,12 @@ class Router:
         run = self._run_of(doc, "run_start", self.runs, "stream_resource")
         if run is not None:
             self.by_stream_resource[doc["uid"]] = run
-            run.send("stream_resource", doc)
+            run.stream_resource(doc)
 
     def _stream_datum(self, doc: StreamDatum) -> None:
         run = self._run_of(doc, "stream_resource", self.by_stream_resource, "stream_datum")
         if run is not None:
-            run.send("stream_datum", doc)
+            run.stream_datum(doc)
 
     def _bulk_events(self, doc: Any) -> None:
         for page in event_model.bulk_events_to_event_pages(doc):

@@ -26,6 +26,7 @@ from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, Wr
 from .._naming import render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
 from ._buffer import DocumentBuffer, document_nbytes
+from ._detector_files import AreaDetectorHDF5Handler
 from ._paging import PAGE_EVENTS, PAGE_PAGES
 from ._router import Router, RunFanOut
 
@@ -43,6 +44,7 @@ class WriterOptions(TypedDict, total=False):
     buffer_bytes: int
     flush_interval: float
     on_error: OnError
+    frame_timeout: float
 
 
 class Writer:
@@ -72,7 +74,9 @@ class Writer:
         nothing of the run is written.
     handler_registry
         ``{spec: handler}`` for external data (legacy Resource/Datum), filled with
-        :class:`event_model.Filler` in the writer thread.
+        :class:`event_model.Filler` in the writer thread. The areaDetector HDF5 specs
+        (``AD_HDF5``, ``AD_HDF5_SWMR``) are read without one. Frames that ophyd-async detectors
+        write to their own files (StreamResource/StreamDatum) need no handler either.
     buffer_bytes
         How many bytes of readings may wait for the disk before the RunEngine blocks.
     flush_interval
@@ -84,6 +88,10 @@ class Writer:
         quarantine (``<stream>_quarantine``), logs it once per data key, goes on, and ends the run
         ``partial``; ``"raise"`` raises it in the scan at the next document, like a write error.
         Readings that fit a wider dtype are never an error: the data key is widened.
+    frame_timeout
+        Seconds to wait for a detector's file to hold the frames an event points at (a file still
+        being written). A frame not there by then is kept in the quarantine as unread, and the
+        error names the file, the dataset and the frame.
 
     Attributes
     ----------
@@ -102,16 +110,23 @@ class Writer:
         buffer_bytes: int = 512 * 1024**2,
         flush_interval: float = 1.0,
         on_error: OnError = "quarantine",
+        frame_timeout: float = 10.0,
     ) -> None:
-        if buffer_bytes <= 0 or flush_interval <= 0:
-            raise ConfigurationError("buffer_bytes and flush_interval must be positive")
+        if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0:
+            raise ConfigurationError(
+                "buffer_bytes and flush_interval must be positive, and frame_timeout not negative"
+            )
         if on_error not in ("quarantine", "raise"):
             raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
         self.formats = resolve_formats(formats)
         self.directory = Path(directory)
         self.file_prefix = file_prefix
         self.overwrite = overwrite
-        self.handler_registry = dict(handler_registry) if handler_registry is not None else None
+        self.handler_registry: dict[str, Callable[..., Any]] = {
+            **dict.fromkeys(AreaDetectorHDF5Handler.specs, AreaDetectorHDF5Handler),
+            **(handler_registry or {}),
+        }
+        self.frame_timeout = frame_timeout
         self.flush_interval = flush_interval
         self.on_error: OnError = on_error
         self._buffer = DocumentBuffer(buffer_bytes)
@@ -276,6 +291,7 @@ class Writer:
                 self._flush_runs()
                 for run in list(self._router.runs.values()):
                     run.call("close", lambda sink: sink.finish("incomplete"))
+                    run.close()
                     self._router.forget(run.uid)
             self._buffer.done(sum(item[2] for item in items), n)
             if closing:

@@ -42,7 +42,7 @@ class ZarrWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Zarr`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
         (:class:`WriterOptions`).
     """
 
@@ -80,7 +80,7 @@ class ParquetWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Parquet`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
         (:class:`WriterOptions`).
     """
 
@@ -124,7 +124,7 @@ class ArrowWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.ArrowIPC`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
         (:class:`WriterOptions`).
     """
 

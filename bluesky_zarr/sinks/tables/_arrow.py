@@ -10,9 +10,14 @@ A batch is written once ``batch_rows`` rows wait, and at every flush of the writ
 descriptor(s) known when the stream began; the schema cannot change afterwards, so what comes
 later travels in the *custom metadata* of record batches:
 
-- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them);
-- the last batch, with no rows, carries ``status``, ``descriptors``, ``errors`` and ``stop``
-  (the stop document), and the stream's end-of-stream marker follows it.
+- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them), and
+  one written after the writer first read frames from a detector file, ``detector_files``;
+- the last batch, with no rows, carries ``status``, ``descriptors``, ``detector_files``,
+  ``errors``, ``quarantined`` and ``stop`` (the stop document), and the stream's end-of-stream
+  marker follows it;
+- when a new descriptor changes the columns, or a data key is widened to a wider dtype, the
+  stream continues in a new file, ``<stream>.1.arrows``, named by ``continued_in`` in the last
+  batch of the one before (whose ``status`` is ``continued``).
 
 A reader gets them with ``RecordBatchStreamReader.read_next_batch_with_custom_metadata()``. A
 stream file with no end marker was cut short (a crash): every batch before the cut is whole.
@@ -36,6 +41,10 @@ from ._run import TableFormat, TableOutput, TableRun
 __all__ = ["ArrowIPC"]
 
 _COMPRESSIONS = ("none", "lz4", "zstd")
+
+
+_UPDATED = ("descriptors", "detector_files")
+"""Schema metadata that a later descriptor or document changes: carried by the next batch."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ class _StreamFile:
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if layout.schema().equals(self.schema.remove_metadata()):
-            self.pending["descriptors"] = metadata["descriptors"]
+            self.pending.update({k: metadata[k] for k in _UPDATED if k in metadata})
             return
         self.pieces += 1
         following = f"{self.file_name}.{self.pieces}{self.format.suffix}"
@@ -158,9 +167,7 @@ class _StreamFile:
     @staticmethod
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         return {
-            k: metadata[k]
-            for k in ("status", "descriptors", "stop", "errors", "quarantined")
-            if k in metadata
+            k: metadata[k] for k in ("status", *_UPDATED, "stop", "errors", "quarantined") if k in metadata
         }
 
     def _end(self, custom: dict[str, str]) -> None:

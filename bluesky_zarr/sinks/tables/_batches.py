@@ -152,6 +152,16 @@ def _tensor_array(values: list[Any], column: Column, where: str) -> pa.Array:
     n = len(values)
     mask = _mask(values) if any(v is None for v in values) else None
     present = values if mask is None else [v for v, m in zip(values, mask, strict=True) if not m]
+    if not present:  # no reading in these rows (another descriptor's events, readings quarantined)
+        storage_type = (
+            column.arrow_type.storage_type
+            if isinstance(column.arrow_type, pa.ExtensionType)
+            else column.arrow_type
+        )
+        storage = pa.nulls(n, storage_type)
+        if isinstance(column.arrow_type, pa.ExtensionType):
+            return pa.ExtensionArray.from_storage(column.arrow_type, storage)
+        return storage
     try:
         raw = np.asarray(present)
     except (TypeError, ValueError) as err:  # readings of different shapes

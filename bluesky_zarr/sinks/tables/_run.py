@@ -215,6 +215,9 @@ class TableRun(RunSink[TableStream]):
         }
         if layout.grid is not None:
             metadata["grid"] = dumps(layout.grid.metadata())
+        files = {c.data_key: list(c.variable.files) for c in layout.columns if c.variable.files}
+        if files:
+            metadata["detector_files"] = dumps(files)
         if self.stop_doc is not None:
             metadata["stop"] = dumps(self.stop_doc)
         if self.errors:

@@ -216,6 +216,8 @@ def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> Str
             attrs["units"] = variable.units
         if variable.widening is not None:
             attrs["dtype_widened"] = variable.widening.to_json()
+        if variable.files:
+            attrs["detector_files"] = list(variable.files)
         role: ArrayRole = "readback" if variable.role == "readback" else "data"
         arrays[name] = _array(
             name, role, event_dims, event_shape, variable.dtype, attrs, variable, options, schema.where

@@ -86,8 +86,13 @@ class ZarrStream:
         self.layout = layout
         for name, spec in layout.arrays.items():
             if name in self.arrays:
-                if spec.dtype != self.arrays[name].spec.dtype:
+                writer = self.arrays[name]
+                if spec.dtype != writer.spec.dtype:
                     self._widen(name, spec)
+                elif spec.attrs != writer.spec.attrs:  # e.g. the detector files it was read from
+                    writer.spec = spec
+                    shape = spec.shape if self.grid is not None else self._grown(spec)
+                    self.nodes.put(f"{self.path}/{name}", array_document(spec, shape))
                 continue
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
