@@ -10,9 +10,10 @@ A batch is written once ``batch_rows`` rows wait, and at every flush of the writ
 descriptor(s) known when the stream began; the schema cannot change afterwards, so what comes
 later travels in the *custom metadata* of record batches:
 
-- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them);
-- the last batch, with no rows, carries ``status``, ``descriptors``, ``errors`` and ``stop``
-  (the stop document), and the stream's end-of-stream marker follows it.
+- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them),
+  and ``grid`` (the first batch of a relative scan: its ``origin`` and absolute setpoints);
+- the last batch, with no rows, carries ``status``, ``descriptors``, ``grid``, ``errors`` and
+  ``stop`` (the stop document), and the stream's end-of-stream marker follows it.
 
 A reader gets them with ``RecordBatchStreamReader.read_next_batch_with_custom_metadata()``. A
 stream file with no end marker was cut short (a crash): every batch before the cut is whole.
@@ -129,7 +130,7 @@ class _StreamFile:
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if layout.schema().equals(self.schema.remove_metadata()):
-            self.pending["descriptors"] = metadata["descriptors"]
+            self.pending.update({k: metadata[k] for k in ("descriptors", "grid") if k in metadata})
             return
         self.pieces += 1
         following = f"{self.file_name}.{self.pieces}{self.format.suffix}"
@@ -157,7 +158,7 @@ class _StreamFile:
 
     @staticmethod
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-        return {k: metadata[k] for k in ("status", "descriptors", "stop", "errors") if k in metadata}
+        return {k: metadata[k] for k in ("status", "descriptors", "grid", "stop", "errors") if k in metadata}
 
     def _end(self, custom: dict[str, str]) -> None:
         try:

@@ -83,17 +83,20 @@ class ZarrStream:
     # --- layout -----------------------------------------------------------------------------------
 
     def _create_arrays(self, layout: StreamLayout) -> None:
+        """Create the arrays that are new; rewrite a setpoint coordinate whose values or attributes
+        changed (a relative grid placed where its motors started): its values first, then its metadata."""
         self.layout = layout
         for name, spec in layout.arrays.items():
-            if name in self.arrays:
+            known = self.arrays.get(name)
+            if known is not None and not _changed(known.spec, spec):
                 continue
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
-            self.nodes.put(key, array_document(spec, shape))
             writer = ArrayWriter(self.storage, key, spec)
             if spec.values is not None:
                 writer.write(np.arange(len(spec.values))[:, np.newaxis], spec.values)
                 writer.flush()
+            self.nodes.put(key, array_document(spec, shape))
             self.arrays[name] = writer
         self._attrs_dirty = True
 
@@ -101,6 +104,7 @@ class ZarrStream:
         return (self.visible_length, *spec.reading_shape)
 
     def update_layout(self, layout: StreamLayout) -> None:
+        self.grid = layout.grid
         self._create_arrays(layout)
         if self.overflow is not None:
             self.overflow.update_layout(overflow_layout(layout))
@@ -230,6 +234,13 @@ class ZarrStream:
                 "superseded": self.superseded,
             }
         return attrs
+
+
+def _changed(old: ArraySpec, new: ArraySpec) -> bool:
+    """Whether a setpoint coordinate must be written again (its values known from the documents)."""
+    if new.role != "setpoint" or new.values is None or old.values is None:
+        return False
+    return new.attrs != old.attrs or not np.array_equal(new.values, old.values)
 
 
 def _select(values: Any, rows: Any) -> Any:
