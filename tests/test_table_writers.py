@@ -54,20 +54,29 @@ def check_grid_indices(
     evs: list[dict[str, Any]],
     motors: list[str],
     setpoints: list[list[float]],
-    offsets: list[float],
+    origins: list[float],
 ) -> None:
+    """The index and setpoint columns (absolute positions), and a relative plan's offsets (its
+    ``setpoints``, from ``origins``, where the motors started; an absolute plan's are 0)."""
     grid = views.metadata()["grid"]
     assert grid["dims"] == motors
     for d, motor in enumerate(motors):
         column = grid["index_columns"][motor]
         expected = [
-            int(np.argmin(np.abs(np.asarray(setpoints[d]) + offsets[d] - e["data"][motor]))) for e in evs
+            int(np.argmin(np.abs(np.asarray(setpoints[d]) + origins[d] - e["data"][motor]))) for e in evs
         ]
         for reader, values in views.columns(column).items():
             np.testing.assert_array_equal(values, expected, err_msg=f"{column} by {reader}")
         np.testing.assert_allclose(
-            views.columns(grid["setpoint_columns"][motor])["polars"], np.asarray(setpoints[d])[expected]
+            views.columns(grid["setpoint_columns"][motor])["polars"],
+            np.asarray(setpoints[d])[expected] + origins[d],
         )
+        if grid["relative"]:
+            np.testing.assert_allclose(
+                views.columns(grid["offset_columns"][motor])["polars"], np.asarray(setpoints[d])[expected]
+            )
+        else:
+            assert grid["offset_columns"] == {} and grid["origin"] == {}
 
 
 @pytest.mark.parametrize("plan", GRID_PLANS)
@@ -78,14 +87,14 @@ def test_grid_scans_carry_their_grid_indices_in_both_formats(RE, record, cam, tm
     RE.subscribe(Writer(tmp_path / "live", Parquet(), ArrowIPC()))
     (uid,) = RE(factory([cam, det]))
     motors = list(record[0][1]["motors"])
-    offsets = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
+    origins = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
     evs = events(record)
     replayed = export(as_pages(record, 5), tmp_path / "pages", format=["parquet", "arrow"])
     for fmt in TABLE_FORMATS:
         for path in (table(tmp_path / "live", uid, fmt), *replayed[fmt]):
             views = read_any(path)
             check_rows(views, evs, ["cam", "det", *motors])
-            check_grid_indices(views, evs, motors, setpoints, offsets)
+            check_grid_indices(views, evs, motors, setpoints, origins)
             cam_type = views.arrow.schema.field("cam").type
             assert isinstance(cam_type, pa.FixedShapeTensorType)
             assert cam_type.shape == [6, 4] and cam_type.dim_names == ["y", "x"]

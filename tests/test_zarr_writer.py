@@ -35,19 +35,26 @@ def check_grid(
     documents: list[tuple[str, Any]],
     motors: list[str],
     setpoints: list[list[float]],
-    offsets: list[float],
+    origins: list[float],
 ) -> None:
-    """Every event sits at the grid index its own motor readbacks point to, and nowhere else."""
+    """Every event sits at the grid index its own motor readbacks point to, and nowhere else; the
+    setpoint coordinates are absolute positions (a relative plan's ``setpoints`` are offsets from
+    ``origins``, where the motors started; an absolute plan's ``origins`` are 0)."""
     ds = open_stream(store)
     evs = events(documents)
     assert ds["cam"].dims == (*motors, "y", "x")
-    for motor, values in zip(motors, setpoints, strict=True):
-        np.testing.assert_allclose(ds[motor].values, values)
+    for motor, values, origin in zip(motors, setpoints, origins, strict=True):
+        np.testing.assert_allclose(ds[motor].values, np.asarray(values) + origin)
+        if ds[motor].attrs["relative"]:
+            assert ds[motor].attrs["origin"] == origin
+            np.testing.assert_allclose(ds[f"{motor}_offset"].values, values)
+        else:
+            assert "origin" not in ds[motor].attrs and f"{motor}_offset" not in ds.variables
     seen = np.zeros(ds["written"].shape, dtype=bool)
     for e in evs:
         index = tuple(
-            int(np.argmin(np.abs(np.asarray(values) + offset - e["data"][m])))
-            for values, offset, m in zip(setpoints, offsets, motors, strict=True)
+            int(np.argmin(np.abs(np.asarray(values) + origin - e["data"][m])))
+            for values, origin, m in zip(setpoints, origins, motors, strict=True)
         )
         np.testing.assert_array_equal(ds["cam"].values[index], e["data"]["cam"])
         assert ds["det"].values[index] == e["data"]["det"]
@@ -66,11 +73,11 @@ def test_grid_scans_land_on_their_grid(RE, record, cam, tmp_path, plan):
     RE.subscribe(ZarrWriter(tmp_path / "live"))
     (uid,) = RE(factory([cam, det]))
     motors = list(record[0][1]["motors"])
-    offsets = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
-    check_grid(tmp_path / "live" / f"{uid}.zarr", record, motors, setpoints, offsets)
+    origins = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
+    check_grid(tmp_path / "live" / f"{uid}.zarr", record, motors, setpoints, origins)
     # the same documents replayed as event pages of 5 land the same way
     artifacts = export(as_pages(record, 5), tmp_path / "pages")
-    check_grid(artifacts["zarr"][0], record, motors, setpoints, offsets)
+    check_grid(artifacts["zarr"][0], record, motors, setpoints, origins)
     attrs = root_attrs(artifacts["zarr"][0])
     assert attrs["status"] == "success"
     assert attrs["start"]["uid"] == uid and attrs["stop"]["run_start"] == uid

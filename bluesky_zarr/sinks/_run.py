@@ -12,13 +12,14 @@ opened and widened, how a page of events is written, how it is made visible and 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import event_model
 
 from .._documents import Event, EventDescriptor, EventPage, RunStart, RunStop
 from .._errors import DocumentError
-from ..layout import StreamSchema, grid_from_start, stream_schema
+from ..layout import StreamSchema, anchor_grid, grid_from_start, stream_schema
 from ..storage import Storage
 from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
@@ -73,6 +74,8 @@ class RunSink(ABC, Generic[StreamT]):
         """descriptor uid -> stream name"""
         self._keys: dict[str, frozenset[str] | None] = {}
         """descriptor uid -> the selected keys, ``None`` when every key is selected"""
+        self._descriptors: dict[str, EventDescriptor] = {}
+        """descriptor uid -> the descriptor as it came (every key: where a relative grid's motors are)"""
         self._skipped: set[str] = set()
         """descriptors with no selected key: their events go nowhere"""
         self._refused: dict[str, int] = {}
@@ -127,6 +130,7 @@ class RunSink(ABC, Generic[StreamT]):
 
     def descriptor(self, doc: EventDescriptor) -> None:
         uid = doc["uid"]
+        self._descriptors[uid] = doc
         self._seen.update(doc.get("data_keys") or {})
         narrowed, keys = narrow_descriptor(self._selection, doc)
         if narrowed is None:
@@ -170,12 +174,31 @@ class RunSink(ABC, Generic[StreamT]):
     def event_page(self, doc: EventPage) -> None:
         prepared = self._prepared(doc, len(doc["seq_num"]))
         if prepared is not None:
+            self._anchor(doc["descriptor"], doc["seq_num"], doc["data"])
             self.write_page(*prepared)
 
     def event(self, doc: Event) -> None:
         prepared = self._prepared(doc, 1)
         if prepared is not None:
+            self._anchor(doc["descriptor"], [doc["seq_num"]], {k: [v] for k, v in doc["data"].items()})
             self.write_event(*prepared)
+
+    def _anchor(self, descriptor: str, seq_nums: Sequence[int], data: Mapping[str, Sequence[Any]]) -> None:
+        """Before the first events of a stream on a relative grid are written, place the grid where
+        they say its motors started (once; with every key, whatever the selection) and lay out
+        every stream on it again, so that its setpoints are absolute positions from the start."""
+        grid = self.grid
+        if grid is None or grid.anchored or not grid.relative:
+            return
+        doc = self._descriptors[descriptor]
+        if str(doc.get("name", "primary")) not in grid.streams:
+            return
+        self.grid = anchor_grid(grid, [doc], seq_nums, data)
+        for name, schema in self.schemas.items():
+            if schema.grid is not None:
+                schema = stream_schema(self.start_doc, schema.descriptors, self.grid)
+                self.update_stream(self.streams[name], schema)
+                self.schemas[name] = schema
 
     def stop(self, doc: RunStop) -> None:
         self.stop_doc = doc
