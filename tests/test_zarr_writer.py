@@ -14,6 +14,8 @@ from typing import Any
 import event_model
 import numpy as np
 import pytest
+import xarray as xr
+from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from documents import as_pages, events
@@ -96,6 +98,43 @@ def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
     assert readback == 750 and frame.shape == (6, 4)
     assert "motor1_readback" in primary.coords and "motor2_setpoint" in primary.coords
     assert tree.attrs["status"] == "success"
+
+
+def test_a_relative_scan_is_selected_by_where_the_motors_were(RE, record, tmp_path):
+    RE(bps.mv(motor1, 5, motor2, 10))
+    RE.subscribe(ZarrWriter(tmp_path / "all"))
+    RE.subscribe(ZarrWriter(tmp_path / "det", data_keys=["det"]))  # the motors' fields left out
+    (uid,) = RE(bp.rel_grid_scan([det], motor1, -1, 1, 3, motor2, 0, 2, 2))
+    (event,) = [e for e in events(record) if (e["data"]["motor1"], e["data"]["motor2"]) == (6.0, 12.0)]
+    for directory in ("all", "det"):  # placed alike
+        store = tmp_path / directory / f"{uid}.zarr"
+        ds = xr.open_zarr(store, group="primary", zarr_format=3)
+        assert ds.det.sel(motor1=6, motor2=12).values == event["data"]["det"]
+        assert open_run(store)["primary"].det.sel(motor1=6, motor2=12).values == event["data"]["det"]
+        np.testing.assert_array_equal(ds.motor1.values, [4, 5, 6])
+        assert {"motor1_offset", "motor2_offset"} <= set(ds.coords)
+        assert ds.motor1_offset.dims == ("motor1",)
+        np.testing.assert_array_equal(ds.motor1_offset.values, [-1, 0, 1])
+        assert ds.motor1.attrs["relative"] is True and ds.motor1.attrs["origin"] == 5.0
+        assert ds.motor2.attrs["origin"] == 10.0 and "origin_unknown" not in ds.motor2.attrs
+        assert_tensorstore_agrees(store)
+
+
+def move_and_read_detectors(detectors, step, pos_cache):
+    yield from bps.move_per_step(step, pos_cache)
+    yield from bps.trigger_and_read(list(detectors))
+
+
+def test_a_relative_grid_whose_motor_no_event_reads_says_its_origin_is_unknown(RE, tmp_path):
+    RE(bps.mv(motor1, 5))
+    RE.subscribe(ZarrWriter(tmp_path))
+    (uid,) = RE(bp.rel_list_grid_scan([det], motor1, [-1, 1], per_step=move_and_read_detectors))
+    ds = open_stream(tmp_path / f"{uid}.zarr")
+    np.testing.assert_array_equal(ds.motor1.values, [-1, 1])  # the offsets: nothing is guessed
+    np.testing.assert_array_equal(ds.motor1_offset.values, [-1, 1])
+    attrs = ds.motor1.attrs
+    assert attrs["relative"] is True and attrs["origin_unknown"] is True and "origin" not in attrs
+    assert "not absolute positions" in attrs["comment"]
 
 
 @pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)
