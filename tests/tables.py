@@ -36,7 +36,7 @@ class Views:
         field = self.arrow.schema.field(name)
         columns = {
             "pyarrow": arrow_column(self.arrow, name),
-            "polars": polars_column(self.polars, name),
+            "polars": polars_column(self.polars, name, field.type),
             "pandas": pandas_column(self.pandas, name, field.type),
         }
         if field.metadata and b"shape" in field.metadata:  # booleans, text: flat lists, shape in the field
@@ -135,18 +135,33 @@ def _decoded(custom: dict[bytes, bytes] | None) -> dict[str, Any]:
     return {k.decode(): json.loads(v, parse_constant=_no_constants) for k, v in (custom or {}).items()}
 
 
+def with_nulls(rows: list[Any], dtype: Any, shape: list[int]) -> np.ndarray:
+    """Tensor readings of a column with null rows, as an object array: ``None`` or one ndarray a row."""
+    out = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        out[i] = None if row is None else np.asarray(row, dtype=dtype).reshape(shape)
+    return out
+
+
 def arrow_column(table: pa.Table, name: str) -> np.ndarray:
     column = table.column(name).combine_chunks()
     if isinstance(column.type, pa.FixedShapeTensorType):
+        if column.null_count:  # to_numpy_ndarray() refuses nulls: one row at a time
+            dtype = column.type.value_type.to_pandas_dtype()
+            return with_nulls(column.storage.to_pylist(), dtype, column.type.shape)
         return column.to_numpy_ndarray()
     return column.to_numpy(zero_copy_only=False)
 
 
-def polars_column(frame: pl.DataFrame, name: str) -> np.ndarray:
+def polars_column(frame: pl.DataFrame, name: str, arrow_type: pa.DataType) -> np.ndarray:
     series = frame[name]
     if isinstance(series.dtype, pl.Extension):
         shape = json.loads(series.dtype.ext_metadata())["shape"]
-        flat = series.ext.storage().to_numpy()
+        storage = series.ext.storage()
+        if storage.null_count():
+            dtype = arrow_type.value_type.to_pandas_dtype()
+            return with_nulls(storage.to_list(), dtype, shape)
+        flat = storage.to_numpy()
         return flat.reshape(len(series), *shape)
     return series.to_numpy()
 
@@ -155,7 +170,13 @@ def pandas_column(frame: pd.DataFrame, name: str, arrow_type: pa.DataType) -> np
     series = frame[name]
     if isinstance(arrow_type, pa.FixedShapeTensorType):
         # pandas gets one flat numpy array per row; the shape is the column type's
+        dtype = arrow_type.value_type.to_pandas_dtype()
         if not len(series):
-            return np.zeros((0, *arrow_type.shape), dtype=arrow_type.value_type.to_pandas_dtype())
-        return np.stack(series.to_list()).reshape(len(series), *arrow_type.shape)
+            return np.zeros((0, *arrow_type.shape), dtype=dtype)
+        rows = [
+            None if row is None or (np.ndim(row) == 0 and pd.isna(row)) else row for row in series.to_list()
+        ]
+        if any(row is None for row in rows):
+            return with_nulls(rows, dtype, arrow_type.shape)
+        return np.stack(rows).reshape(len(series), *arrow_type.shape)
     return series.to_numpy()

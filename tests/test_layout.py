@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from ophyd.sim import SynAxis
 
 from bluesky_zarr import DocumentError
-from bluesky_zarr.layout import Grid, GridAxis, anchor_grid, grid_from_start, stream_schema
+from bluesky_zarr.layout import (
+    Grid,
+    GridAxis,
+    Widening,
+    anchor_grid,
+    check_readings,
+    grid_from_start,
+    stream_schema,
+)
 from bluesky_zarr.sinks.tables import table_layout
 from bluesky_zarr.sinks.zarr import StreamLayout, zarr_layout
 
@@ -234,11 +242,47 @@ def test_unstorable_data_keys_are_clear_errors(data_key, message):
         stream_layout({"uid": "u"}, [descriptor(bad=data_key)])
 
 
-def test_a_key_that_changes_dtype_between_descriptors_is_refused():
-    first = descriptor(a={"dtype": "number", "shape": [], "source": "x"})
-    second = descriptor(a={"dtype": "array", "shape": [3], "source": "x"})
-    with pytest.raises(DocumentError, match="keeps its dtype and shape"):
-        stream_layout({"uid": "u"}, [first, second])
+def test_a_later_descriptor_may_widen_a_key_but_not_change_its_shape():
+    first = descriptor(
+        a={"dtype": "integer", "shape": [], "source": "x"}, b={"dtype": "number", "shape": [], "source": "x"}
+    )
+    second = descriptor(
+        a={"dtype": "number", "shape": [], "source": "x"}, b={"dtype": "array", "shape": [3], "source": "x"}
+    )
+    schema = stream_schema({"uid": "u"}, [first, second], None)
+    assert schema.variables["a"].dtype == np.float64
+    assert schema.variables["a"].widening == Widening(np.dtype("int64"), np.dtype("float64"), None)
+    assert schema.variables["b"].shape == ()  # the first declaration stays; readings of [3] are refused
+    assert "declares data key 'b' as float64 [3], but it was float64 []" in schema.conflicts["b"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "readings", "stored"),
+    [
+        ("int64", [0, 0.5], "float64"),  # an ophyd motor that declared int64 from its first reading
+        ("int32", [1, 2**40], "int64"),
+        ("uint16", [1, -1], "int32"),
+        ("bool", [True, 2], "uint8"),
+        ("float32", [1.5, 2**40], "float32"),  # a float keeps its declared precision
+        ("uint64", [1, -1], "float64"),
+        ("int64", [1, 2], "int64"),
+    ],
+)
+def test_readings_that_do_not_fit_widen_their_key_to_the_smallest_dtype_that_holds_both(
+    declared, readings, stored
+):
+    check = check_readings(readings, np.dtype(declared), (), len(readings))
+    assert check.dtype == np.dtype(stored) and not check.refused
+    assert check.values is not None and check.values.tolist() == readings
+
+
+def test_readings_no_dtype_holds_are_refused_one_by_one():
+    check = check_readings([1.0, "high", [1, 2], None, 2**70, 0.5], np.dtype("int64"), (), 6)
+    assert check.values is None and check.dtype == np.float64  # 0.5 still widens the key
+    assert set(check.refused) == {1, 2, 3, 4}  # 2**70 fits no number dtype exactly
+    assert "str value where int64 numbers are declared" in check.refused[1]
+    assert "shape [2] where the descriptor declares []" in check.refused[2]
+    assert check_readings(["any", 3, None], np.dtype(str), (), 3).refused == {}  # text takes anything
 
 
 def test_every_field_of_a_scanned_device_is_a_coordinate():

@@ -18,11 +18,11 @@ import xarray as xr
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
-from documents import as_pages, events
+from documents import as_pages, composed_run, events
 from ophyd.sim import det, motor1, motor2, motor3
 from scans import GRID_PLANS, PLAIN_PLANS
 from stand_ins import FrameCounter
-from stock import assert_tensorstore_agrees, open_stream, root_attrs
+from stock import assert_tensorstore_agrees, assert_unwritten_points_hold_fill_values, open_stream, root_attrs
 
 from bluesky_zarr import WriteError, ZarrWriter, export, open_run
 
@@ -289,3 +289,40 @@ def test_a_chunk_that_cannot_be_written_surfaces_in_the_scan_with_its_path(RE, r
     with pytest.raises(WriteError, match=r"cannot write .*\.zarr/primary/\w+/c\.0.*Not a directory"):
         RE(bp.count([FrameCounter()], 3))
     assert root_attrs(blocked["store"])["start"]["uid"] == record[0][1]["uid"]
+
+
+@pytest.mark.parametrize("shards", [None, {"frame": {"dim_0": -1, "dim_1": -1}}], ids=["chunks", "shards"])
+def test_a_widened_array_is_rewritten_whole_and_stock_readers_agree(tmp_path, shards):
+    """Widening rewrites what is on disk (complete chunks, closed and open shards, the overflow) in the
+    new dtype; points never measured hold the new fill value, and tensorstore reads what xarray reads."""
+    keys = {
+        "frame": {"dtype": "array", "dtype_numpy": "|u1", "shape": [3, 2], "source": "cam"},
+        "count": {"dtype": "integer", "shape": [], "source": "c"},
+    }
+    rows = [{"frame": np.full((3, 2), i, "|u1"), "count": i} for i in range(1, 9)]
+    rows[4]["count"] = 4.5  # int64 -> float64 after four points are on disk
+    rows[6]["frame"] = np.full((3, 2), 700, "<u2")  # uint8 -> uint16, in the overflow (seq_num 7 > 2x3)
+    docs = composed_run(keys, rows, shape=[2, 3])
+    del docs[7]  # seq_num 6 never comes: its point stays unwritten
+    writer = ZarrWriter(tmp_path, file_prefix="w", flush_interval=0.01, shards=shards)
+    for name, doc in docs:
+        writer(name, doc)
+        writer.flush()  # so each widening finds data on disk
+    writer.close()
+    store = tmp_path / "w.zarr"
+    ds = xr.open_zarr(store, group="primary")
+    assert ds["count"].dtype == np.float64 and ds["frame"].dtype == np.uint16
+    assert ds["count"].attrs["dtype_widened"] == {
+        "declared": "int64",
+        "stored": "float64",
+        "first_seq_num": 5,
+    }
+    np.testing.assert_array_equal(ds["count"].values, [[1, 2, 3], [4, 4.5, np.nan]])
+    np.testing.assert_array_equal(ds["written"].values, [[True] * 3, [True, True, False]])
+    np.testing.assert_array_equal(ds["frame"].values[1, 1], np.full((3, 2), 5))
+    overflow = xr.open_zarr(store, group="primary/overflow")
+    np.testing.assert_array_equal(overflow["frame"].values[:, 0, 0], [700, 8])
+    assert overflow["frame"].dtype == np.uint16
+    assert_unwritten_points_hold_fill_values(ds, ["dim_0", "dim_1"])
+    assert assert_tensorstore_agrees(store) >= 8
+    assert not [p for p in store.rglob(".*") if p.is_dir()]  # no staging or retired array is left

@@ -5,7 +5,7 @@
 - :mod:`._schema`: one :class:`StreamSchema` per stream, for every format (dtypes, shapes,
   dimension names, roles, units, external keys, and the consistency checks).
 - :mod:`._chunking`: chunk and shard shapes (defaults, requests, :func:`propose_chunks`).
-- :mod:`._values`: readings as their declared dtype when nothing is lost.
+- :mod:`._values`: readings against their declared dtype and shape: kept, widened, or refused.
 
 Each format maps a schema onto its own layout (``sinks.zarr``, ``sinks.tables``).
 """
@@ -24,8 +24,17 @@ from ._chunking import (
     resolve_shards,
 )
 from ._grid import Grid, GridAxis, anchor_grid, grid_from_start
-from ._schema import EVENT_DIM, Role, StreamSchema, Variable, reading_dtype, safe_name, stream_schema
-from ._values import lossless_cast
+from ._schema import (
+    EVENT_DIM,
+    Role,
+    StreamSchema,
+    Variable,
+    Widening,
+    reading_dtype,
+    safe_name,
+    stream_schema,
+)
+from ._values import ReadingsCheck, check_readings, lossless_cast, widened_dtype
 
 __all__ = [
     "EVENT_DIM",
@@ -36,11 +45,14 @@ __all__ = [
     "ChunkRequest",
     "Grid",
     "GridAxis",
+    "ReadingsCheck",
     "Role",
     "ShardRequest",
     "StreamSchema",
     "Variable",
+    "Widening",
     "anchor_grid",
+    "check_readings",
     "check_request",
     "event_chunks",
     "grid_from_start",
@@ -51,4 +63,5 @@ __all__ = [
     "resolve_shards",
     "safe_name",
     "stream_schema",
+    "widened_dtype",
 ]

@@ -7,6 +7,12 @@ one reading, its role and units, and whether its events hold datum ids until fil
 that a descriptor is consistent happens here, once. Each format maps the schema to its own
 layout (Zarr arrays with chunks and codecs, Arrow columns); none reads a descriptor itself.
 
+A data key keeps its shape within a stream; its dtype may only widen (:class:`Widening`): when a
+later descriptor declares it wider, or when readings came that did not fit (the run sink says
+which, as ``widenings``). A later descriptor that changes a key's shape, or turns a number into
+text, is recorded in :attr:`StreamSchema.conflicts`: the key keeps its first declaration, and
+readings that do not fit it are refused one by one, never the descriptor.
+
 Dimension names follow one rule for every format: a reading's ``dims`` from ``describe()`` when
 they fit its shape, else ``<key>_dim_<i>``; a name that another dimension of the stream (the
 grid's, ``time``, or another key's) already has with another length becomes ``<key>_<name>``.
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -25,12 +31,14 @@ from .._documents import EventDescriptor
 from .._encoding import JSONValue, to_json
 from .._errors import DocumentError
 from ._grid import Grid
+from ._values import widened_dtype
 
 __all__ = [
     "EVENT_DIM",
     "Role",
     "StreamSchema",
     "Variable",
+    "Widening",
     "reading_dtype",
     "safe_name",
     "stream_schema",
@@ -45,6 +53,19 @@ Role = Literal["reading", "readback"]
 _JSON_DTYPES = {"number": "float64", "integer": "int64", "boolean": "bool", "string": "str"}
 _TEXT_NBYTES = 32
 """What a text reading is guessed to weigh, for buffer and batch bounds."""
+
+
+@dataclass(frozen=True)
+class Widening:
+    """A data key stored wider than its descriptor declared it, and why."""
+
+    declared: np.dtype[Any]
+    dtype: np.dtype[Any]
+    seq_num: int | None
+    """The first event whose reading did not fit; ``None``: a later descriptor declared it wider."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {"declared": str(self.declared), "stored": str(self.dtype), "first_seq_num": self.seq_num}
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,8 @@ class Variable:
     """The ``external`` spec of a key whose events hold datum ids until filled, else ``None``."""
     description: dict[str, JSONValue] = field(compare=False, default_factory=dict)
     """The data key as its descriptor gives it, in strict JSON."""
+    widening: Widening | None = None
+    """Set when the key is stored wider than declared."""
 
     @property
     def is_text(self) -> bool:
@@ -90,6 +113,8 @@ class StreamSchema:
     descriptors: tuple[EventDescriptor, ...]
     external: dict[str, str] = field(default_factory=dict)
     """data key -> its ``external`` spec, for keys whose events hold datum ids until filled"""
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """data key -> how a later descriptor redeclared it in a way that cannot be stored with it"""
 
     @property
     def event_dims(self) -> tuple[str, ...]:
@@ -169,18 +194,21 @@ def _motor_fields(descriptor: Mapping[str, Any], readbacks: set[str]) -> set[str
 
 
 def stream_schema(
-    start: Mapping[str, Any], descriptors: Sequence[EventDescriptor], grid: Grid | None
+    start: Mapping[str, Any],
+    descriptors: Sequence[EventDescriptor],
+    grid: Grid | None,
+    widenings: Mapping[str, Widening] | None = None,
 ) -> StreamSchema:
     """The schema of one stream from its start document and all its descriptors so far (no I/O).
 
     ``grid`` places the stream on the scan's grid (``grid_from_start(start)``, for the streams
-    it names); without it the stream grows along ``time``.
+    it names); without it the stream grows along ``time``. ``widenings`` are the keys widened
+    because their readings did not fit (see :func:`~bluesky_zarr.layout.check_readings`).
 
     Raises
     ------
     DocumentError
-        A data key has a dtype that cannot be stored, a shape with a negative length, or a later
-        descriptor declares it with another dtype or shape.
+        A data key has a dtype that cannot be stored, or a shape with a negative length.
     """
     stream = str(descriptors[0].get("name", "primary"))
     uid = str(start.get("uid", "<no uid>"))
@@ -188,6 +216,7 @@ def stream_schema(
     readbacks = {r for axis in grid.axes for r in axis.readbacks} if grid is not None else set()
     dim_sizes: dict[str, int] = dict(zip(event_dims, event_shape, strict=True))
     variables: dict[str, Variable] = {}
+    conflicts: dict[str, str] = {}
     for descriptor in descriptors:
         motor_fields = _motor_fields(descriptor, readbacks)
         data_keys: Mapping[str, Mapping[str, Any]] = descriptor.get("data_keys") or {}
@@ -196,13 +225,17 @@ def stream_schema(
             shape = tuple(int(n) for n in data_key.get("shape") or ())
             known = variables.get(key)
             if known is not None:
-                if dtype != known.dtype or shape != known.shape:
-                    raise DocumentError(
-                        f"run {uid}, stream {stream!r}: a new descriptor declares data key {key!r} as "
-                        f"{dtype} {list(shape)}, but it was {known.dtype} {list(known.shape)}; a key keeps "
-                        "its dtype and shape within a stream: read the changed device into a stream of "
-                        "another name"
+                if dtype == known.dtype and shape == known.shape:
+                    continue
+                wider = widened_dtype(known.dtype, np.zeros(0, dtype)) if shape == known.shape else None
+                if wider is None:
+                    conflicts[key] = (
+                        f"descriptor {descriptor.get('uid')} declares data key {key!r} as {dtype} "
+                        f"{list(shape)}, but it was {known.dtype} {list(known.shape)}"
                     )
+                elif wider != known.dtype:
+                    declared = known.widening.declared if known.widening else known.dtype
+                    variables[key] = replace(known, dtype=wider, widening=Widening(declared, wider, None))
                 continue
             if any(n < 0 for n in shape):
                 raise DocumentError(
@@ -221,6 +254,10 @@ def stream_schema(
                 external=str(external) if external else None,
                 description={str(k): to_json(v) for k, v in data_key.items()},
             )
+    for key, widening in (widenings or {}).items():
+        known = variables.get(key)
+        if known is not None and widening.dtype != known.dtype and np.can_cast(known.dtype, widening.dtype):
+            variables[key] = replace(known, dtype=widening.dtype, widening=widening)
     external = {k: v.external for k, v in variables.items() if v.external is not None}
     return StreamSchema(
         run=uid,
@@ -229,4 +266,5 @@ def stream_schema(
         variables=variables,
         descriptors=tuple(descriptors),
         external=external,
+        conflicts=conflicts,
     )

@@ -6,15 +6,17 @@ stream schemas; ``zarr`` and ``tables`` write only what differs, and never impor
 """
 
 from ._format import Format, resolve_formats
-from ._run import RunSink
+from ._run import QUARANTINE_SUFFIX, OnError, RunSink
 from ._selection import DataKeys, Selection, normalize_data_keys
 from .tables import ArrowIPC, Parquet, TableFormat, finalize_parquet
 from .zarr import Zarr, ZarrOptions
 
 __all__ = [
+    "QUARANTINE_SUFFIX",
     "ArrowIPC",
     "DataKeys",
     "Format",
+    "OnError",
     "Parquet",
     "RunSink",
     "Selection",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from .._documents import RunStart
 from .._errors import ConfigurationError
-from ._run import RunSink
+from ._run import OnError, RunSink
 from ._selection import DataKeys, Selection, normalize_data_keys
 
 __all__ = ["Format", "resolve_formats"]
@@ -57,7 +57,9 @@ class Format:
         """An output of this format already at ``path`` (that a new run would replace), or ``None``."""
         return path if path.exists() else None
 
-    def open(self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path]) -> RunSink[Any]:
+    def open(
+        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+    ) -> RunSink[Any]:
         """The sink that writes one run at ``path``; appends the files it makes to ``artifacts``."""
         raise NotImplementedError
 

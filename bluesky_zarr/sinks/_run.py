@@ -7,23 +7,48 @@ per stream (computed from all its descriptors so far), the events of a descripto
 be laid out (counted, not each raised), the check that external data was filled, and the
 refusal of what no format can store yet. A format implements only what differs: how a stream is
 opened and widened, how a page of events is written, how it is made visible and how it ends.
+
+Every reading is checked against its data key before a format sees it
+(:func:`~bluesky_zarr.layout.check_readings`): a key whose readings do not fit its dtype is
+widened (a new schema, handed to the format's ``update_stream``); a reading that no dtype holds
+costs only itself. It goes to the stream's quarantine, ``<stream>_quarantine``, an ordinary
+stream of the run (``seq_num``, ``time``, ``data_key``, ``value`` as JSON text, ``reason``) that
+every format writes like any other; the error is logged once per data key, and the run ends
+``partial``. With ``on_error="raise"`` such a reading is an error instead, as any other.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import event_model
+import numpy as np
 
 from .._documents import Event, EventDescriptor, EventPage, RunStart, RunStop
-from .._errors import DocumentError
-from ..layout import StreamSchema, anchor_grid, grid_from_start, stream_schema
+from .._encoding import dumps
+from .._errors import ConfigurationError, DocumentError
+from ..layout import StreamSchema, Widening, anchor_grid, check_readings, grid_from_start, stream_schema
 from ..storage import Storage
 from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
-__all__ = ["RunSink"]
+__all__ = ["QUARANTINE_SUFFIX", "OnError", "RunSink"]
+
+logger = logging.getLogger("bluesky_zarr")
+
+OnError = Literal["quarantine", "raise"]
+"""What a reading that cannot be stored costs: only itself (``"quarantine"``), or the scan."""
+
+QUARANTINE_SUFFIX = "_quarantine"
+"""The quarantine of stream ``primary`` is the stream ``primary_quarantine``."""
+
+_QUARANTINE_KEYS = {
+    "data_key": "the data key of the reading",
+    "value": "the reading as JSON text",
+    "reason": "why it could not be stored with its data key",
+}
 
 StreamT = TypeVar("StreamT")
 
@@ -55,9 +80,22 @@ class RunSink(ABC, Generic[StreamT]):
         The format's name, for messages.
     selection
         Which data keys the format writes.
+    on_error
+        ``"quarantine"``: a reading that cannot be stored goes to the stream's quarantine and the
+        run ends ``partial``; ``"raise"``: it is an error.
     """
 
-    def __init__(self, start: RunStart, storage: Storage, *, label: str, selection: Selection) -> None:
+    def __init__(
+        self,
+        start: RunStart,
+        storage: Storage,
+        *,
+        label: str,
+        selection: Selection,
+        on_error: OnError = "quarantine",
+    ) -> None:
+        if on_error not in ("quarantine", "raise"):
+            raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
         self.uid = str(start.get("uid"))
         self.start_doc = start
         self.stop_doc: RunStop | None = None
@@ -82,6 +120,13 @@ class RunSink(ABC, Generic[StreamT]):
         """descriptor uid -> events not written because the descriptor could not be laid out"""
         self._seen: set[str] = set()
         self._finished = False
+        self.on_error = on_error
+        self._widenings: dict[str, dict[str, Widening]] = {}
+        """stream name -> data key -> how it was widened for readings that did not fit"""
+        self.quarantined: dict[str, dict[str, int]] = {}
+        """stream name -> data key -> readings put in quarantine"""
+        self._reported: set[tuple[str, str]] = set()
+        """(stream, data key) whose conflict or quarantine was logged already"""
 
     # --- what each format does --------------------------------------------------------------------
 
@@ -140,7 +185,7 @@ class RunSink(ABC, Generic[StreamT]):
         earlier = self.schemas[name].descriptors if name in self.schemas else ()
         grid = self.grid if self.grid is not None and name in self.grid.streams else None
         try:
-            schema = stream_schema(self.start_doc, [*earlier, narrowed], grid)
+            schema = stream_schema(self.start_doc, [*earlier, narrowed], grid, self._widenings.get(name))
             if name in self.streams:
                 self.update_stream(self.streams[name], schema)
             else:
@@ -151,8 +196,11 @@ class RunSink(ABC, Generic[StreamT]):
         self.schemas[name] = schema
         self._stream_of[uid] = name
         self._keys[uid] = keys
+        for key, conflict in schema.conflicts.items():
+            self._report(name, key, f"{schema.where}: {conflict}; readings that do not fit the first "
+                         "declaration are quarantined")  # fmt: skip
 
-    def _prepared(self, doc: EventT, n: int) -> tuple[StreamT, EventT] | None:
+    def _prepared(self, doc: EventT, n: int) -> tuple[str, EventT] | None:
         """The stream of ``n`` events of a descriptor, and the events with only the selected keys,
         their external data checked; ``None`` for events that go nowhere."""
         descriptor = doc["descriptor"]
@@ -169,19 +217,147 @@ class RunSink(ABC, Generic[StreamT]):
         schema = self.schemas[name]
         if schema.external:
             check_filled(schema, events)
-        return self.streams[name], events
+        return name, events
 
     def event_page(self, doc: EventPage) -> None:
-        prepared = self._prepared(doc, len(doc["seq_num"]))
-        if prepared is not None:
-            self._anchor(doc["descriptor"], doc["seq_num"], doc["data"])
-            self.write_page(*prepared)
+        n = len(doc["seq_num"])
+        prepared = self._prepared(doc, n)
+        if prepared is None:
+            return
+        name, page = prepared
+        self._anchor(doc["descriptor"], doc["seq_num"], doc["data"])
+        page, refused = self._admitted(name, page, n)
+        stream = self.streams[name]
+        if not refused:
+            self.write_page(stream, page)
+            return
+        for i, event in enumerate(event_model.unpack_event_page(page)):
+            self.write_event(stream, _without(event, refused.get(i, {})))
+        self._quarantine(name, page, refused)
 
     def event(self, doc: Event) -> None:
         prepared = self._prepared(doc, 1)
-        if prepared is not None:
-            self._anchor(doc["descriptor"], [doc["seq_num"]], {k: [v] for k, v in doc["data"].items()})
-            self.write_event(*prepared)
+        if prepared is None:
+            return
+        name, event = prepared
+        self._anchor(doc["descriptor"], [doc["seq_num"]], {k: [v] for k, v in doc["data"].items()})
+        event, refused = self._admitted(name, event, None)
+        self.write_event(self.streams[name], _without(event, refused.get(0, {})))
+        if refused:
+            self._quarantine(name, event_model.pack_event_page(event), refused)
+
+    # --- readings that do not fit -----------------------------------------------------------------
+
+    def _admitted(self, name: str, doc: EventT, n: int | None) -> tuple[EventT, dict[int, dict[str, str]]]:
+        """Check the readings of an event (``n`` is ``None``) or a page of ``n`` events.
+
+        A data key whose readings need a wider dtype is widened first. Returns the document (a
+        page with its checked readings as arrays) and the readings refused: event position ->
+        data key -> why.
+        """
+        schema = self.schemas[name]
+        widened: dict[str, Widening] = {}
+        refused: dict[int, dict[str, str]] = {}
+        converted: dict[str, Any] = {}
+        for key, raw in doc["data"].items():
+            variable = schema.variables.get(key)
+            if variable is None:  # the format reports a key no descriptor declares
+                continue
+            check = check_readings(raw, variable.dtype, variable.shape, n)
+            if check.dtype != variable.dtype:
+                declared = variable.widening.declared if variable.widening else variable.dtype
+                widened[key] = Widening(declared, check.dtype, _first_misfit(doc, key, variable.dtype, n))
+            if check.values is not None and n is not None:
+                converted[key] = check.values
+            for i, why in check.refused.items():
+                refused.setdefault(i, {})[key] = why
+        if widened:
+            self._widen(name, widened)
+        if refused and self.on_error == "raise":
+            i, reasons = next(iter(refused.items()))
+            key, why = next(iter(reasons.items()))
+            seq_num = doc["seq_num"] if n is None else doc["seq_num"][i]  # type: ignore[index]
+            raise DocumentError(
+                f"{schema.where}: data key {key!r} of the event with seq_num {seq_num} holds {why}; "
+                "fix the device's describe() or its reading (with on_error='quarantine' such a "
+                "reading is kept apart and the scan goes on)"
+            )
+        if converted:
+            doc = {**doc, "data": {**doc["data"], **converted}}
+        return doc, refused
+
+    def _widen(self, name: str, widened: dict[str, Widening]) -> None:
+        """Store data keys of a stream in wider dtypes from now on (earlier readings included)."""
+        schema = self.schemas[name]
+        widenings = self._widenings.setdefault(name, {})
+        widenings.update(widened)
+        wider = stream_schema(self.start_doc, schema.descriptors, schema.grid, widenings)
+        self.update_stream(self.streams[name], wider)
+        self.schemas[name] = wider
+        for key, widening in widened.items():
+            logger.info(
+                "%s: data key %r is stored as %s from now on (declared %s; seq_num %s did not fit)",
+                schema.where, key, widening.dtype, widening.declared, widening.seq_num,
+            )  # fmt: skip
+
+    def _report(self, name: str, key: str, message: str) -> None:
+        if (name, key) not in self._reported:
+            self._reported.add((name, key))
+            logger.warning(message)
+
+    def _quarantine(self, name: str, page: EventPage, refused: dict[int, dict[str, str]]) -> None:
+        """Keep the refused readings of a page in the stream's quarantine."""
+        qname = name + QUARANTINE_SUFFIX
+        quid = f"{self.uid}/{qname}"
+        if qname not in self.streams:
+            descriptor: Any = {
+                "uid": quid,
+                "run_start": self.uid,
+                "name": qname,
+                "time": float(page["time"][0]),
+                "data_keys": {
+                    k: {"dtype": "string", "shape": [], "source": "bluesky_zarr", "description": d}
+                    for k, d in _QUARANTINE_KEYS.items()
+                },
+                "object_keys": {},
+                "configuration": {},
+                "hints": {},
+            }
+            schema = stream_schema(self.start_doc, [descriptor], None)
+            self.streams[qname] = self.open_stream(schema)
+            self.schemas[qname] = schema
+            self._stream_of[quid] = qname
+            self._keys[quid] = None
+        counts = self.quarantined.setdefault(name, {})
+        where = self.schemas[name].where
+        for i, reasons in sorted(refused.items()):
+            for key, why in reasons.items():
+                seq_num = int(page["seq_num"][i])
+                counts[key] = counts.get(key, 0) + 1
+                self._report(
+                    name, key,
+                    f"{where}: data key {key!r} of the event with seq_num {seq_num} holds {why}; the "
+                    f"reading is kept in stream {qname!r} and the scan goes on (later ones are counted)",
+                )  # fmt: skip
+                event: Any = {
+                    "uid": f"{quid}/{seq_num}/{key}",
+                    "descriptor": quid,
+                    "seq_num": seq_num,
+                    "time": float(page["time"][i]),
+                    "data": {"data_key": key, "value": _json_text(page["data"][key][i]), "reason": why},
+                    "timestamps": {k: float(page["time"][i]) for k in _QUARANTINE_KEYS},
+                    "filled": {},
+                }
+                self.write_event(self.streams[qname], event)
+
+    def quarantine_summary(self) -> list[str]:
+        """One line per data key that lost readings to the quarantine."""
+        return [
+            f"stream {name!r}: {count} reading(s) of data key {key!r} could not be stored and are in "
+            f"stream {name + QUARANTINE_SUFFIX!r}"
+            for name, counts in self.quarantined.items()
+            for key, count in counts.items()
+        ]
 
     def _anchor(self, descriptor: str, seq_nums: Sequence[int], data: Mapping[str, Sequence[Any]]) -> None:
         """Before the first events of a stream on a relative grid are written, place the grid where
@@ -190,13 +366,15 @@ class RunSink(ABC, Generic[StreamT]):
         grid = self.grid
         if grid is None or grid.anchored or not grid.relative:
             return
-        doc = self._descriptors[descriptor]
-        if str(doc.get("name", "primary")) not in grid.streams:
+        doc = self._descriptors.get(descriptor)
+        if doc is None or str(doc.get("name", "primary")) not in grid.streams:
             return
         self.grid = anchor_grid(grid, [doc], seq_nums, data)
         for name, schema in self.schemas.items():
             if schema.grid is not None:
-                schema = stream_schema(self.start_doc, schema.descriptors, self.grid)
+                schema = stream_schema(
+                    self.start_doc, schema.descriptors, self.grid, self._widenings.get(name)
+                )
                 self.update_stream(self.streams[name], schema)
                 self.schemas[name] = schema
 
@@ -231,7 +409,12 @@ class RunSink(ABC, Generic[StreamT]):
             self.errors.append(str(err))
         for descriptor, count in self._refused.items():
             self.errors.append(f"{count} event(s) of descriptor {descriptor} were not written: see above")
-        self.status = "fail" if self.errors else status
+        quarantined = self.quarantine_summary()
+        if quarantined:
+            logger.warning("run %s ends partial: %s", self.uid, "; ".join(quarantined))
+        self.status = (
+            "fail" if self.errors else ("partial" if quarantined and status == "success" else status)
+        )
         for step in (self.close, self.storage.sync):
             try:
                 step()
@@ -239,3 +422,27 @@ class RunSink(ABC, Generic[StreamT]):
                 first = first or err
         if first is not None:
             raise first
+
+
+def _without(event: Event, keys: dict[str, str]) -> Event:
+    """``event`` without the readings of ``keys``."""
+    if not keys:
+        return event
+    return {**event, "data": {k: v for k, v in event["data"].items() if k not in keys}}
+
+
+def _first_misfit(doc: Any, key: str, dtype: np.dtype[Any], n: int | None) -> int | None:
+    """The seq_num of the first reading of ``key`` in ``doc`` that does not fit ``dtype``."""
+    if n is None:
+        return int(doc["seq_num"])
+    for reading, seq_num in zip(doc["data"][key], doc["seq_num"], strict=False):
+        if check_readings(reading, dtype, np.shape(reading), None).dtype != dtype:
+            return int(seq_num)
+    return None
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return dumps(value)
+    except (TypeError, ValueError):
+        return dumps(repr(value))

@@ -112,7 +112,8 @@ class Storage(ABC):
 
     @abstractmethod
     def rename(self, key: str, new_key: str) -> None:
-        """Move an object to another key in one step (replacing what is there)."""
+        """Move an object to another key in one step (replacing what is there), or every object
+        below a prefix to another prefix (where nothing is; one step where the store allows)."""
 
     # --- growing objects and durability -----------------------------------------------------------
 

@@ -242,6 +242,7 @@ class LocalStorage(Storage):
         with _wrapped(new):
             self.make_folder(new.parent)
             os.replace(path, new)
+        self._folders = {f for f in self._folders if f != path and path not in f.parents}
         self._unsynced.update({path.parent, new.parent})
 
     # --- growing objects and durability -----------------------------------------------------------

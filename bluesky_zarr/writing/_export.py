@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..sinks import Format
+from ..sinks import Format, OnError
 from ._writer import Writer
 
 __all__ = ["export", "feed"]
@@ -26,6 +26,7 @@ def export(
     format: Format | str | Sequence[Format | str] = "zarr",
     overwrite: bool = False,
     handler_registry: Mapping[str, Callable[..., Any]] | None = None,
+    on_error: OnError = "quarantine",
 ) -> dict[str, list[Path]]:
     """Write existing ``(name, doc)`` pairs (a databroker run, a document file) in one or more formats.
 
@@ -48,10 +49,17 @@ def export(
         :class:`~bluesky_zarr.StoreExistsError`.
     handler_registry
         ``{spec: handler}`` for external data (legacy Resource/Datum).
+    on_error
+        ``"quarantine"`` or ``"raise"``: see :class:`~bluesky_zarr.Writer`.
     """
     formats = [format] if isinstance(format, Format | str) else list(format)
     with Writer(
-        directory, *formats, file_prefix=file_prefix, overwrite=overwrite, handler_registry=handler_registry
+        directory,
+        *formats,
+        file_prefix=file_prefix,
+        overwrite=overwrite,
+        handler_registry=handler_registry,
+        on_error=on_error,
     ) as writer:
         feed(writer, documents)
     return writer.artifacts

@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
 from .._naming import render_file_prefix
-from ..sinks import Format, RunSink, resolve_formats
+from ..sinks import Format, OnError, RunSink, resolve_formats
 from ._buffer import DocumentBuffer, document_nbytes
 from ._paging import PAGE_EVENTS, PAGE_PAGES
 from ._router import Router, RunFanOut
@@ -42,6 +42,7 @@ class WriterOptions(TypedDict, total=False):
     handler_registry: Mapping[str, Callable[..., Any]] | None
     buffer_bytes: int
     flush_interval: float
+    on_error: OnError
 
 
 class Writer:
@@ -77,6 +78,12 @@ class Writer:
     flush_interval
         Seconds between making what was received visible to readers (partial chunks, Parquet
         parts, Arrow batches).
+    on_error
+        What a reading costs that cannot be stored even in a wider dtype (text where numbers are
+        declared, another shape): ``"quarantine"`` (the default) keeps it in the stream's
+        quarantine (``<stream>_quarantine``), logs it once per data key, goes on, and ends the run
+        ``partial``; ``"raise"`` raises it in the scan at the next document, like a write error.
+        Readings that fit a wider dtype are never an error: the data key is widened.
 
     Attributes
     ----------
@@ -94,15 +101,19 @@ class Writer:
         handler_registry: Mapping[str, Callable[..., Any]] | None = None,
         buffer_bytes: int = 512 * 1024**2,
         flush_interval: float = 1.0,
+        on_error: OnError = "quarantine",
     ) -> None:
         if buffer_bytes <= 0 or flush_interval <= 0:
             raise ConfigurationError("buffer_bytes and flush_interval must be positive")
+        if on_error not in ("quarantine", "raise"):
+            raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
         self.formats = resolve_formats(formats)
         self.directory = Path(directory)
         self.file_prefix = file_prefix
         self.overwrite = overwrite
         self.handler_registry = dict(handler_registry) if handler_registry is not None else None
         self.flush_interval = flush_interval
+        self.on_error: OnError = on_error
         self._buffer = DocumentBuffer(buffer_bytes)
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
@@ -282,7 +293,10 @@ class Writer:
             if path is None:
                 continue
             try:
-                sink = fmt.open(path, start, overwrite=self.overwrite, artifacts=self.artifacts[fmt.label])
+                sink = fmt.open(
+                    path, start, overwrite=self.overwrite, artifacts=self.artifacts[fmt.label],
+                    on_error=self.on_error,
+                )  # fmt: skip
             except Exception as err:
                 self.record(err, uid, "start", fmt.label)
                 continue

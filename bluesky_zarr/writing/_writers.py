@@ -42,7 +42,8 @@ class ZarrWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Zarr`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        (:class:`WriterOptions`).
     """
 
     def __init__(
@@ -79,7 +80,8 @@ class ParquetWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Parquet`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        (:class:`WriterOptions`).
     """
 
     def __init__(
@@ -122,7 +124,8 @@ class ArrowWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.ArrowIPC`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``: the options of :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``: the options of :class:`~bluesky_zarr.Writer`
+        (:class:`WriterOptions`).
     """
 
     def __init__(

@@ -3,6 +3,7 @@ document stream round-trips (hypothesis)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from bluesky import plans as bp
 from documents import composed_run, events, expected_indices, run_documents, runs, snaking
-from formats import assert_holds
+from formats import Readings, assert_holds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ophyd.sim import NumpySeqHandler, img
@@ -19,16 +20,44 @@ from stand_ins import BrokenCamera
 from bluesky_zarr import DocumentError, export
 
 
-def test_a_reading_of_the_wrong_shape_fails_the_run_loudly_and_keeps_the_rest(RE, record, tmp_path, fmt):
+def assert_quarantined(fmt, directory, prefix, expected):
+    """The quarantine stream holds exactly ``expected``: (seq_num, data key, reading) triples."""
+    rows = fmt.readings(directory, prefix, "primary_quarantine").rows
+    held = [(r.seq_num, r.data["data_key"], json.loads(r.data["value"])) for r in rows]
+    assert [(s, k) for s, k, _ in held] == [(s, k) for s, k, _ in expected]
+    for (_, _, got), (_, _, reading) in zip(held, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), reading)
+    assert all(r.data["reason"] for r in rows)
+
+
+def test_a_reading_of_the_wrong_shape_costs_only_itself_and_is_quarantined(RE, record, tmp_path, fmt, caplog):
     RE.subscribe(fmt.writer(tmp_path))
+    RE(bp.count([BrokenCamera()], 5))  # the scan goes on
+    uid = record[0][1]["uid"]
+    info = fmt.info(tmp_path, uid)
+    assert info.status == "partial" and info.errors == []
+    assert info.quarantined == [
+        "stream 'primary': 3 reading(s) of data key 'cam' could not be stored and are in stream "
+        "'primary_quarantine'"
+    ]
+    warned = [r.getMessage() for r in caplog.records if "holds a reading of shape [5, 4]" in r.getMessage()]
+    assert len(warned) == 1 and uid in warned[0] and "'cam'" in warned[0]  # once per key, not per event
+    evs = events(record)
+    readings = fmt.readings(tmp_path, uid)
+    assert readings.seq_nums() == [1, 2, 3, 4, 5]  # every event is there; three without their frame
+    assert_holds(Readings(readings.rows[:2], readings.in_event_order), evs[:2], ["cam"])
+    assert_quarantined(fmt, tmp_path, uid, [(e["seq_num"], "cam", e["data"]["cam"]) for e in evs[2:]])
+
+
+def test_with_on_error_raise_a_bad_reading_stops_the_scan(RE, record, tmp_path, fmt):
+    RE.subscribe(fmt.writer(tmp_path, on_error="raise"))
     with pytest.raises(
-        DocumentError, match=r"data key 'cam' has readings of shape \[5, 4\].*declares \[6, 4\]"
+        DocumentError, match=r"data key 'cam' of the event with seq_num \d holds a reading of shape \[5, 4\]"
     ):
         RE(bp.count([BrokenCamera()], 5))
     uid = record[0][1]["uid"]
     info = fmt.info(tmp_path, uid)
-    assert info.status == "fail"
-    assert any("data key 'cam'" in error for error in info.errors)
+    assert info.status == "fail" and any("data key 'cam'" in error for error in info.errors)
     assert_holds(fmt.readings(tmp_path, uid), events(record)[:2], ["cam"])
 
 
@@ -38,22 +67,28 @@ KEYS = {
 }
 
 
-def test_a_bad_reading_costs_only_its_own_event_and_the_writer_goes_on(tmp_path, fmt):
+def test_a_bad_reading_costs_only_itself_and_the_writer_goes_on(tmp_path, fmt):
     rows = [{"det": float(i), "cam": np.full((3, 2) if i == 3 else (2, 2), i, "<u2")} for i in range(1, 6)]
+    rows[3]["det"] = "overrange"  # a string where numbers are declared
     docs = composed_run(KEYS, rows)
     writer = fmt.writer(tmp_path, file_prefix="bad")
-    raised = []
     for name, doc in docs:
-        try:
-            writer(name, doc)
-        except DocumentError as err:
-            raised.append(str(err))
+        writer(name, doc)  # nothing raised
     writer.close()
-    assert len(raised) == 1 and "data key 'cam' has readings of shape [3, 2]" in raised[0]
     info = fmt.info(tmp_path, "bad")
-    assert info.status == "fail" and any("data key 'cam'" in error for error in info.errors)
-    kept = [e for e in events(docs) if e["seq_num"] != 3]
-    assert_holds(fmt.readings(tmp_path, "bad"), kept, ["det", "cam"])
+    assert info.status == "partial" and len(info.quarantined) == 2
+    evs = events(docs)
+    readings = fmt.readings(tmp_path, "bad")
+    whole = [r for r in readings.rows if r.seq_num not in (3, 4)]
+    assert_holds(
+        Readings(whole, readings.in_event_order),
+        [e for e in evs if e["seq_num"] not in (3, 4)],
+        ["det", "cam"],
+    )
+    # the other reading of each of those events is stored
+    by_seq_num = {r.seq_num: r for r in readings.rows}
+    assert by_seq_num[3].data["det"] == 3.0 and by_seq_num[4].data["cam"].tolist() == [[4, 4], [4, 4]]
+    assert_quarantined(fmt, tmp_path, "bad", [(3, "cam", rows[2]["cam"]), (4, "det", "overrange")])
 
 
 def test_external_data_is_filled_through_the_handler(RE, record, tmp_path, fmt):

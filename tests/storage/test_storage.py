@@ -101,6 +101,16 @@ class StorageTests:
         storage.sync()
         storage.sync()
 
+    def test_a_prefix_moves_whole_and_its_old_name_can_be_used_again(self, storage: Storage) -> None:
+        storage.create()
+        storage.put("g/.x.new/c.0", b"wide")
+        storage.put("g/x/c.0", b"narrow")
+        storage.rename("g/x", "g/.x.old")
+        storage.rename("g/.x.new", "g/x")
+        assert storage.get("g/x/c.0") == b"wide" and storage.get("g/.x.old/c.0") == b"narrow"
+        storage.put("g/.x.new/c.1", b"again")  # the moved prefix's name is free again
+        assert storage.list("g/.x.new") == ["c.1"]
+
 
 class TestLocalStorage(StorageTests):
     @pytest.fixture

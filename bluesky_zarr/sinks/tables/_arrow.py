@@ -158,7 +158,11 @@ class _StreamFile:
 
     @staticmethod
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-        return {k: metadata[k] for k in ("status", "descriptors", "grid", "stop", "errors") if k in metadata}
+        return {
+            k: metadata[k]
+            for k in ("status", "descriptors", "grid", "stop", "errors", "quarantined")
+            if k in metadata
+        }
 
     def _end(self, custom: dict[str, str]) -> None:
         try:

@@ -63,6 +63,8 @@ class Column:
 
     def field(self) -> pa.Field:
         metadata = {"data_key": dumps({"name": self.data_key, **self.variable.description})}
+        if self.variable.widening is not None:
+            metadata["dtype_widened"] = dumps(self.variable.widening.to_json())
         if self.shape and not isinstance(self.arrow_type, pa.FixedShapeTensorType):
             # booleans and text have no Arrow tensor type: flat fixed-size lists, shape kept here
             metadata["shape"] = json.dumps(list(self.shape))

@@ -239,9 +239,20 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if index < 0:
             arrays.append(pa.nulls(table.num_rows, type=field.type))
         else:
-            arrays.append(table.column(index).cast(field.type) if table.schema.field(index).type != field.type
-                          else table.column(index))  # fmt: skip
+            arrays.append(_cast(table.column(index), field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _cast(column: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
+    """A column in a wider type; a tensor column through its storage (Arrow casts no extension type)."""
+    if column.type == to:
+        return column
+    if isinstance(to, pa.ExtensionType):
+        chunks = [
+            pa.ExtensionArray.from_storage(to, chunk.storage.cast(to.storage_type)) for chunk in column.chunks
+        ]
+        return pa.chunked_array(chunks, type=to)
+    return column.cast(to)
 
 
 def merge_parts(
@@ -271,7 +282,9 @@ def _write_merged(
     for part in parts:
         with storage.reader(part) as file:
             schemas.append(pq.read_schema(file).remove_metadata())
-    schema = pa.unify_schemas(schemas, promote_options="default") if schemas else pa.schema([])
+    # the newest part's schema first: it has every column, each field's newest metadata (a key widened
+    # to a wider dtype says so), and the widest dtypes; older parts' columns are cast to it
+    schema = pa.unify_schemas(schemas[::-1], promote_options="permissive") if schemas else pa.schema([])
     schema = schema.with_metadata(dict(metadata))
     rows = 0
     with (

@@ -24,7 +24,7 @@ from ..._naming import store_path
 from ...layout import StreamSchema
 from ...storage import LocalStorage, Storage
 from .._format import Format
-from .._run import RunSink
+from .._run import OnError, RunSink
 from ._batches import Rows, record_batch
 from ._layout import TableLayout, stream_file_name, table_layout
 
@@ -88,8 +88,12 @@ class TableFormat(Format):
         """Whether a file (or folder) of a run directory belongs to this format."""
         return name.endswith(self.suffix)
 
-    def open(self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path]) -> TableRun:
-        return TableRun(self, LocalStorage(path), start, overwrite=overwrite, artifacts=artifacts)
+    def open(
+        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+    ) -> TableRun:
+        return TableRun(
+            self, LocalStorage(path), start, overwrite=overwrite, artifacts=artifacts, on_error=on_error
+        )
 
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]
@@ -160,8 +164,9 @@ class TableRun(RunSink[TableStream]):
         *,
         overwrite: bool,
         artifacts: list[Path],
+        on_error: OnError = "quarantine",
     ) -> None:
-        super().__init__(start, storage, label=fmt.label, selection=fmt.selection)
+        super().__init__(start, storage, label=fmt.label, selection=fmt.selection, on_error=on_error)
         self.format = fmt
         self.artifacts = artifacts
         self._start_json = dumps(start)
@@ -215,6 +220,8 @@ class TableRun(RunSink[TableStream]):
             metadata["stop"] = dumps(self.stop_doc)
         if self.errors:
             metadata["errors"] = dumps(self.errors)
+        if self.quarantined:
+            metadata["quarantined"] = dumps(self.quarantine_summary())
         return metadata
 
     # --- visible, and the end ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,40 @@ class ArrayWriter:
                 )
                 view = mask[where]
                 view &= ~block.filled[tuple(slice(0, n) for n in view.shape)]
+
+    def widened(
+        self, spec: ArraySpec, path: str, holds: Callable[[tuple[int, ...]], np.ndarray]
+    ) -> ArrayWriter:
+        """A writer of the same array in the wider dtype of ``spec``, at ``path``, holding the same.
+
+        Every block this writer stored is written there, cast; blocks still being filled stay in
+        memory, cast. ``holds(block)`` says which points of a stored block hold readings (the
+        others get the new fill value, as points that never got one). Every shard is closed, so
+        that ``path`` can be moved (see :meth:`move`).
+        """
+        self._close_complete_shards(everything=True)
+        new = ArrayWriter(self.storage, path, spec)
+        reading_axes = (np.newaxis,) * len(self.reading_shape)
+        for coords in sorted(self._stored | set(self._open)):
+            gathering = self._open.get(coords)
+            data = gathering.data if gathering is not None else self._get_block(coords)
+            assert data is not None
+            filled = gathering.filled if gathering is not None else holds(coords)
+            wide = np.where(
+                filled[(..., *reading_axes)], data.astype(new._dtype), new._dtype.type(spec.fill_value)
+            )
+            if coords in self._stored:
+                new._put_block(coords, wide)
+            if gathering is not None:
+                new._open[coords] = _Block(wide, gathering.filled.copy(), gathering.needed)
+                new._open[coords].dirty = gathering.dirty
+        new._close_complete_shards(everything=True)
+        return new
+
+    def move(self, path: str) -> None:
+        """The array's objects were moved to ``path`` (its shards are closed: nothing is open there)."""
+        assert not self._shards
+        self.path = path
 
     def written_length(self) -> int | None:
         """For an array growing along ``time``: how many leading events are on disk (``None``: all)."""

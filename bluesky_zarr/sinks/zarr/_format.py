@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from ..._documents import RunStart
 from ..._naming import store_path
 from .._format import Format
+from .._run import OnError
 from ._options import ZarrOptions
 from ._run import ZarrRun
 
@@ -46,7 +47,16 @@ class Zarr(Format):
     def output_path(self, directory: Path, prefix: str) -> Path:
         return store_path(directory, prefix, ".zarr")
 
-    def open(self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path]) -> ZarrRun:
-        run = ZarrRun(path, start, overwrite=overwrite, options=self.options, selection=self.selection)
+    def open(
+        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+    ) -> ZarrRun:
+        run = ZarrRun(
+            path,
+            start,
+            overwrite=overwrite,
+            options=self.options,
+            selection=self.selection,
+            on_error=on_error,
+        )
         artifacts.append(path)
         return run

@@ -241,6 +241,8 @@ def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> Str
         attrs: dict[str, JSONValue] = {"data_key": {"name": key, **variable.description}}
         if variable.units:
             attrs["units"] = variable.units
+        if variable.widening is not None:
+            attrs["dtype_widened"] = variable.widening.to_json()
         role: ArrayRole = "readback" if variable.role == "readback" else "data"
         arrays[name] = _array(
             name, role, event_dims, event_shape, variable.dtype, attrs, variable, options, schema.where

@@ -14,7 +14,7 @@ from ..._documents import EventPage, RunStart
 from ..._encoding import to_json
 from ...layout import StreamSchema
 from ...storage import LocalStorage
-from .._run import RunSink
+from .._run import OnError, RunSink
 from .._selection import Selection
 from ._layout import zarr_layout
 from ._metadata import Nodes
@@ -42,9 +42,10 @@ class ZarrRun(RunSink[ZarrStream]):
         overwrite: bool = False,
         options: ZarrOptions | None = None,
         selection: Selection = "all",
+        on_error: OnError = "quarantine",
     ) -> None:
         storage = LocalStorage(path)
-        super().__init__(start, storage, label="zarr", selection=selection)
+        super().__init__(start, storage, label="zarr", selection=selection, on_error=on_error)
         self.options = options or ZarrOptions()
         self.path = path
         storage.create(overwrite=overwrite)
@@ -60,6 +61,8 @@ class ZarrRun(RunSink[ZarrStream]):
         }
         if self.errors:
             attrs["errors"] = self.errors
+        if self.quarantined:
+            attrs["quarantined"] = self.quarantine_summary()
         self.nodes.put_root(attrs, consolidated=consolidated)
 
     def open_stream(self, schema: StreamSchema) -> ZarrStream:

@@ -83,12 +83,15 @@ class ZarrStream:
     # --- layout -----------------------------------------------------------------------------------
 
     def _create_arrays(self, layout: StreamLayout) -> None:
-        """Create the arrays that are new; rewrite a setpoint coordinate whose values or attributes
-        changed (a relative grid placed where its motors started): its values first, then its metadata."""
+        """Create the arrays that are new and widen those whose dtype grew; rewrite a setpoint
+        coordinate whose values or attributes changed (a relative grid placed where its motors
+        started): its values first, then its metadata."""
         self.layout = layout
         for name, spec in layout.arrays.items():
             known = self.arrays.get(name)
             if known is not None and not _changed(known.spec, spec):
+                if spec.dtype != known.spec.dtype:
+                    self._widen(name, spec)
                 continue
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
@@ -99,6 +102,39 @@ class ZarrStream:
             self.nodes.put(key, array_document(spec, shape))
             self.arrays[name] = writer
         self._attrs_dirty = True
+
+    def _widen(self, name: str, spec: ArraySpec) -> None:
+        """Store an array in the wider dtype of ``spec``: everything written so far is rewritten.
+
+        The widened array is written beside the old one and moved into its place, so a reader
+        sees the old array or the new one (or, for a moment, none), never chunks of one dtype
+        described as the other.
+        """
+        key = f"{self.path}/{name}"
+        staging, retired = f"{self.path}/.{name}.widening", f"{self.path}/.{name}.retired"
+        for leftover in (staging, retired):
+            self.storage.delete(leftover)
+        writer = self.arrays[name].widened(spec, staging, lambda block: self._holds(spec, block))
+        if self.storage.exists(staging):  # else nothing was on disk yet: nothing to move
+            self.storage.rename(key, retired)
+            self.storage.rename(staging, key)
+        writer.move(key)
+        shape = spec.shape if self.grid is not None else self._grown(spec)
+        self.nodes.put(key, array_document(spec, shape))
+        self.storage.delete(retired)
+        self.arrays[name] = writer
+
+    def _holds(self, spec: ArraySpec, block: tuple[int, ...]) -> np.ndarray:
+        """Which points of a block of an array of ``spec`` hold readings."""
+        block_shape = spec.chunks[: spec.event_ndim]
+        first = [b * n for b, n in zip(block, block_shape, strict=True)]
+        if self.grid is None:
+            return np.arange(first[0], first[0] + block_shape[0]) < self.length
+        assert self.written is not None
+        holds = np.zeros(block_shape, dtype=bool)
+        part = self.written[tuple(slice(f, f + n) for f, n in zip(first, block_shape, strict=True))]
+        holds[tuple(slice(0, n) for n in part.shape)] = part
+        return holds
 
     def _grown(self, spec: ArraySpec) -> tuple[int, ...]:
         return (self.visible_length, *spec.reading_shape)
