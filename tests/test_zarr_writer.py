@@ -117,6 +117,7 @@ def test_a_relative_scan_is_selected_by_where_the_motors_were(RE, record, tmp_pa
         np.testing.assert_array_equal(ds.motor1_offset.values, [-1, 0, 1])
         assert ds.motor1.attrs["relative"] is True and ds.motor1.attrs["origin"] == 5.0
         assert ds.motor2.attrs["origin"] == 10.0 and "origin_unknown" not in ds.motor2.attrs
+        assert ds.attrs["grid"]["origin"] == {"motor1": 5.0, "motor2": 10.0}
         assert_tensorstore_agrees(store)
 
 
@@ -135,6 +136,7 @@ def test_a_relative_grid_whose_motor_no_event_reads_says_its_origin_is_unknown(R
     attrs = ds.motor1.attrs
     assert attrs["relative"] is True and attrs["origin_unknown"] is True and "origin" not in attrs
     assert "not absolute positions" in attrs["comment"]
+    assert ds.attrs["grid"]["origin"] == {"motor1": None}
 
 
 @pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)

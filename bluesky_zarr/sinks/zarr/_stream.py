@@ -265,6 +265,8 @@ class ZarrStream:
         if self.grid is not None:
             attrs["grid"] = {"dims": list(self.grid.dims), "shape": list(self.grid.shape),
                              "snaking": list(self.grid.snaking)}  # fmt: skip
+            if self.grid.relative:  # where each relative dimension's motor started (None: unknown)
+                attrs["grid"]["origin"] = {a.dim: a.origin for a in self.grid.axes if a.offsets is not None}
             attrs["overflow"] = {
                 "events": self.overflow.length if self.overflow is not None else 0,
                 "superseded": self.superseded,
