@@ -10,6 +10,10 @@ key that :mod:`bluesky_zarr.plans` writes::
         "units": {"wavelength": "nm", "position": "mm"},
         "readbacks": {"wavelength": ["laser_wavelength"], "position": ["stage_position"]},
     }
+
+A ``rel_*`` plan's start document says only offsets from where each motor started; that origin
+comes from the first events of the grid stream (:func:`anchor_grid`), so that the grid's
+setpoints are where the motors were.
 """
 
 from __future__ import annotations
