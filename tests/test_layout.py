@@ -156,6 +156,33 @@ def test_without_a_setpoint_field_the_readback_places_the_grid():
     assert [a.origin for a in anchored.axes] == [5.5, 1.0]
 
 
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    snake=st.lists(st.booleans(), min_size=3, max_size=3),
+    origins=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+    first=st.integers(1, 10),
+)
+def test_anchoring_finds_the_origin_from_any_first_event(shape, snake, origins, first):
+    """Whichever event comes first (after a pause, a writer that joins late), snaking or not."""
+    args: list[object] = []
+    for i, n in enumerate(shape):
+        args += [f"SynAxis(name='m{i}')", -1, 2, n] + ([snake[i]] if i else [])
+    start = {"plan_name": "rel_grid_scan", "shape": shape, "motors": [f"m{i}" for i in range(len(shape))],
+             "plan_pattern": "outer_product", "plan_pattern_args": {"args": args}}  # fmt: skip
+    grid = grid_from_start(start)
+    assert grid is not None
+    seq_num = min(first, grid.size)
+    _, (index,) = grid.indices([seq_num])
+    keys = {f"m{i}_setpoint": {} for i in range(len(shape))}
+    descriptor = {"data_keys": keys, "object_keys": {f"m{i}": [f"m{i}_setpoint"] for i in range(len(shape))}}
+    data = {f"m{d}_setpoint": [origins[d] + grid.axes[d].offsets[index[d]]] for d in range(len(shape))}
+    anchored = anchor_grid(grid, [descriptor], [seq_num], data)
+    for d, axis in enumerate(anchored.axes):
+        assert axis.origin == pytest.approx(origins[d], abs=1e-9)
+        np.testing.assert_allclose(axis.setpoints, np.asarray(axis.offsets) + origins[d], atol=1e-9)
+        assert axis.setpoints[index[d]] == data[f"m{d}_setpoint"][0]  # the event's own position, exactly
+
+
 def test_an_origin_no_event_says_is_unknown_not_guessed():
     grid = grid_from_start(REL_GRID_START)
     assert grid is not None
