@@ -14,6 +14,7 @@ merged at the end; Arrow IPC writes one stream whose last batch carries the stat
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
+import pyarrow.compute as pc
+import xarray as xr
 from stock import (
     assert_tensorstore_agrees,
     assert_unwritten_points_hold_fill_values,
@@ -40,7 +44,7 @@ from tables import (
     whole_batches,
 )
 
-from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize_parquet
+from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize_parquet, open_run
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,9 @@ class Reading:
     index: tuple[int, ...] | None
     """The grid point it is filed under; ``None`` off the grid (or in a stream without one)."""
     setpoints: dict[str, float]
-    """The planned setpoint of its grid point, per dimension that has setpoints."""
+    """The planned setpoint of its grid point, per dimension that has setpoints (absolute positions)."""
+    offsets: dict[str, float]
+    """A relative plan's offset of its grid point from where the motor started, per relative dimension."""
     data: dict[str, Any]
     """Data key -> reading."""
 
@@ -118,20 +124,30 @@ def assert_holds(readings: Readings, evs: list[dict[str, Any]], keys: list[str])
 
 
 def assert_on_their_grid(
-    readings: Readings, motors: list[str], setpoints: list[list[float]], offsets: list[float]
+    readings: Readings,
+    motors: list[str],
+    setpoints: list[list[float]],
+    origins: list[float] | None = None,
 ) -> None:
     """Every reading filed under a grid point is at the point its own motor readbacks point to, and
-    carries that point's planned setpoints (relative plans: ``offsets`` are where the motors started)."""
+    carries that point's planned setpoints as absolute positions. A relative plan's ``setpoints``
+    are offsets from ``origins`` (where the motors started): the reading carries them as offsets."""
+    relative = origins is not None
+    origins = origins if origins is not None else [0.0] * len(motors)
     for row in readings.rows:
         if row.index is None:
             continue
         expected = tuple(
-            int(np.argmin(np.abs(np.asarray(values) + offset - row.data[m])))
-            for values, offset, m in zip(setpoints, offsets, motors, strict=True)
+            int(np.argmin(np.abs(np.asarray(values) + origin - row.data[m])))
+            for values, origin, m in zip(setpoints, origins, motors, strict=True)
         )
         assert row.index == expected, (row.seq_num, row.index, expected)
         for d, motor in enumerate(motors):
-            np.testing.assert_allclose(row.setpoints[motor], setpoints[d][expected[d]])
+            np.testing.assert_allclose(row.setpoints[motor], setpoints[d][expected[d]] + origins[d])
+        if relative:
+            assert row.offsets == {m: setpoints[d][expected[d]] for d, m in enumerate(motors)}, row
+        else:
+            assert row.offsets == {}, row
 
 
 # --- the adapters ---------------------------------------------------------------------------------
@@ -167,6 +183,17 @@ class OutputFormat(ABC):
     @abstractmethod
     def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         """The events of a stream of a finished (or closed) run."""
+
+    @abstractmethod
+    def origins(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, float | None]:
+        """Where each relative grid dimension's motor started, as the finished output says it."""
+
+    @abstractmethod
+    def at(
+        self, directory: Path, prefix: str, point: dict[str, float], stream: str = "primary"
+    ) -> dict[str, Any]:
+        """The readings (data key -> value) at the grid point with these setpoints, selected by value
+        the way a user of the format's stock readers would."""
 
     @abstractmethod
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
@@ -210,6 +237,23 @@ class ZarrOutput(OutputFormat):
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         return zarr_readings(self.output(directory, prefix), stream)
 
+    def origins(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, float | None]:
+        ds = open_stream(self.output(directory, prefix), stream)
+        dims = ds.attrs["grid"]["dims"]
+        return {d: ds[d].attrs.get("origin") for d in dims if d in ds.variables and ds[d].attrs["relative"]}
+
+    def at(
+        self, directory: Path, prefix: str, point: dict[str, float], stream: str = "primary"
+    ) -> dict[str, Any]:
+        """By ``.sel`` of xarray's ``open_zarr``, and the same from ``open_datatree`` and ``open_run``."""
+        store = self.output(directory, prefix)
+        ds = xr.open_zarr(store, group=stream, zarr_format=3).sel(point)
+        tree = xr.open_datatree(store, engine="zarr", zarr_format=3)[stream].to_dataset().sel(point)
+        run = open_run(store)[stream].to_dataset().sel(point)
+        for other in (tree, run):
+            xr.testing.assert_identical(other.load(), ds.load())
+        return {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
+
     def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
         return self.info(directory, prefix), self.readings(directory, prefix)
 
@@ -228,7 +272,10 @@ def zarr_readings(store: Path, stream: str) -> Readings:
         (tuple(int(i) for i in p) for p in np.argwhere(ds["written"].values)), key=seq_num.__getitem__
     )
     setpoints = {d: (axis, ds[d].values) for axis, d in enumerate(dims) if d in ds.variables}
-    rows = _rows(ds, points, setpoints)
+    offsets = {
+        d: (axis, ds[f"{d}_offset"].values) for axis, d in enumerate(dims) if f"{d}_offset" in ds.variables
+    }
+    rows = _rows(ds, points, setpoints, offsets)
     if has_group(store, f"{stream}/overflow"):
         overflow = open_stream(store, f"{stream}/overflow")
         rows += _rows(overflow, overflow.sizes["time"], None)
@@ -236,10 +283,13 @@ def zarr_readings(store: Path, stream: str) -> Readings:
 
 
 def _rows(
-    ds: Any, places: int | list[tuple[int, ...]], setpoints: dict[str, tuple[int, np.ndarray]] | None
+    ds: Any,
+    places: int | list[tuple[int, ...]],
+    setpoints: dict[str, tuple[int, np.ndarray]] | None,
+    offsets: dict[str, tuple[int, np.ndarray]] | None = None,
 ) -> list[Reading]:
-    """The readings at grid points, with their setpoints (dim -> its axis and setpoint coordinate);
-    or, given a number, the first ones along time."""
+    """The readings at grid points, with their setpoints and offsets (dim -> its axis and
+    coordinate); or, given a number, the first ones along time."""
     values = {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
     time, seq_num = ds["time"].values, ds["seq_num"].values
     if isinstance(places, int):
@@ -250,6 +300,7 @@ def _rows(
             time=float(time[place]),
             index=place if setpoints is not None else None,
             setpoints={d: float(v[place[axis]]) for d, (axis, v) in (setpoints or {}).items()},
+            offsets={d: float(v[place[axis]]) for d, (axis, v) in (offsets or {}).items()},
             data={key: v[place] for key, v in values.items()},
         )
         for place in places
@@ -270,6 +321,32 @@ class TableOutput(OutputFormat):
     def stream_file(self, directory: Path, prefix: str, stream: str = "primary") -> Path:
         return self.output(directory, prefix) / f"{stream}{self.suffix}"
 
+    def grid(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, Any]:
+        """The ``grid`` of the finished table's metadata."""
+        return self.readings_views(directory, prefix, stream).metadata()["grid"]  # type: ignore[no-any-return]
+
+    def origins(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, float | None]:
+        return dict(self.grid(directory, prefix, stream)["origin"])
+
+    def at(
+        self, directory: Path, prefix: str, point: dict[str, float], stream: str = "primary"
+    ) -> dict[str, Any]:
+        """The newest row whose setpoint columns hold ``point``: filtered by polars, and by pyarrow."""
+        views = self.readings_views(directory, prefix, stream)
+        metadata = views.metadata()
+        columns = metadata["grid"]["setpoint_columns"]
+        by_polars = views.polars.filter(*(pl.col(columns[d]) == v for d, v in point.items()))
+        mask = functools.reduce(
+            pc.and_, (pc.equal(views.arrow.column(columns[d]), v) for d, v in point.items())
+        )
+        by_arrow = views.arrow.filter(mask)
+        assert by_polars.height == by_arrow.num_rows >= 1, point
+        return {key: by_arrow.column(name)[-1].as_py() for key, name in metadata["columns"].items()}
+
+    @abstractmethod
+    def readings_views(self, directory: Path, prefix: str, stream: str = "primary") -> Views:
+        """The finished table as the stock readers read it."""
+
 
 class ParquetOutput(TableOutput):
     name = "parquet"
@@ -281,7 +358,10 @@ class ParquetOutput(TableOutput):
         return _table_info(read_parquet(self.stream_file(directory, prefix)).metadata())
 
     def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
-        return table_readings(read_parquet(self.stream_file(directory, prefix, stream)))
+        return table_readings(self.readings_views(directory, prefix, stream))
+
+    def readings_views(self, directory: Path, prefix: str, stream: str = "primary") -> Views:
+        return read_parquet(self.stream_file(directory, prefix, stream))
 
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         parts = self.stream_file(directory, prefix, stream).with_suffix(".parquet.parts")
@@ -331,6 +411,15 @@ class ArrowOutput(TableOutput):
         pieces = [table_readings(read_arrows(p)) for p in self.pieces(directory, prefix, stream)]
         return Readings([row for piece in pieces for row in piece.rows], in_event_order=True)
 
+    def readings_views(self, directory: Path, prefix: str, stream: str = "primary") -> Views:
+        """The last file of the stream (the one with its newest columns)."""
+        return read_arrows(self.pieces(directory, prefix, stream)[-1])
+
+    def grid(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, Any]:
+        """The last batch's ``grid``: the schema's says only what was known before the first event."""
+        _, custom = whole_batches(self.pieces(directory, prefix, stream)[-1])[-1]
+        return custom["grid"]  # type: ignore[no-any-return]
+
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         return self.readings(directory, prefix, stream)  # every batch is whole once flushed
 
@@ -374,9 +463,11 @@ def table_readings(views: Views) -> Readings:
     grid = metadata.get("grid")
     index: list[list[Any]] = []
     setpoints: dict[str, list[Any]] = {}
+    offsets: dict[str, list[Any]] = {}
     if grid is not None:
         index = [_nullable(views, grid["index_columns"][d]) for d in grid["dims"]]
         setpoints = {d: _nullable(views, c) for d, c in grid["setpoint_columns"].items()}
+        offsets = {d: _nullable(views, c) for d, c in grid["offset_columns"].items()}
     data_keys = list(metadata["columns"])
     rows = []
     for i in range(n):
@@ -387,6 +478,7 @@ def table_readings(views: Views) -> Readings:
                 time=float(columns["time"][i]),
                 index=point,
                 setpoints={d: v[i] for d, v in setpoints.items() if v[i] is not None},
+                offsets={d: v[i] for d, v in offsets.items() if v[i] is not None},
                 data={key: columns[key][i] for key in data_keys},
             )
         )

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from ophyd.sim import SynAxis
 
 from bluesky_zarr import DocumentError
-from bluesky_zarr.layout import Grid, GridAxis, Widening, check_readings, grid_from_start, stream_schema
+from bluesky_zarr.layout import (
+    Grid,
+    GridAxis,
+    Widening,
+    anchor_grid,
+    check_readings,
+    grid_from_start,
+    stream_schema,
+)
 from bluesky_zarr.sinks.tables import table_layout
 from bluesky_zarr.sinks.zarr import StreamLayout, zarr_layout
 
@@ -87,6 +95,102 @@ def test_list_grid_scan_snake_axes_are_read_from_its_repr():
     }  # fmt: skip
     grid = grid_from_start(start)
     assert grid is not None and grid.snaking == (False, False, True)
+
+
+REL_GRID_START = {
+    "uid": "u", "plan_name": "rel_grid_scan", "shape": (3, 2), "motors": ("m1", "m2"),
+    "plan_pattern": "outer_product",
+    "plan_pattern_args": {"args": ["SynAxis(name='m1')", -1, 1, 3, "SynAxis(name='m2')", 0, 2, 2, True]},
+}  # fmt: skip
+MOTOR_KEYS = {
+    k: {"dtype": "number", "shape": [], "source": k} for k in ("m1", "m1_setpoint", "m2", "m2_user_setpoint")
+}
+MOTORS = {
+    "object_keys": {"m1": ["m1", "m1_setpoint"], "m2": ["m2", "m2_user_setpoint"]},
+    "data_keys": MOTOR_KEYS,
+}
+
+
+def test_a_relative_grid_knows_its_offsets_but_not_yet_its_origin():
+    grid = grid_from_start(REL_GRID_START)
+    assert grid is not None and grid.relative and not grid.anchored
+    assert grid.axes[0].offsets == grid.axes[0].setpoints == (-1.0, 0.0, 1.0)
+    assert grid.axes[0].origin is None
+    absolute = grid_from_start({**REL_GRID_START, "plan_name": "grid_scan"})
+    assert absolute is not None and not absolute.relative and absolute.axes[0].offsets is None
+
+
+def test_the_first_event_places_a_relative_grid_where_its_motors_started():
+    grid = grid_from_start(REL_GRID_START)
+    assert grid is not None
+    # the setpoint field wins over the readback (a motor that settles a little off its setpoint)
+    data = {
+        "m1": [4.01, 4.01],
+        "m1_setpoint": [4.0, 4.0],
+        "m2": [10.0, 12.0],
+        "m2_user_setpoint": [10.0, 12.0],
+    }
+    anchored = anchor_grid(grid, [MOTORS], [1, 2], data)
+    assert anchored.anchored and anchored.shape == grid.shape
+    m1, m2 = anchored.axes
+    assert (m1.origin, m1.setpoints, m1.offsets) == (5.0, (4.0, 5.0, 6.0), (-1.0, 0.0, 1.0))
+    assert (m2.origin, m2.setpoints, m2.offsets) == (10.0, (10.0, 12.0), (0.0, 2.0))
+    assert anchor_grid(anchored, [MOTORS], [1], {"m1_setpoint": [0.0]}) is anchored  # once
+
+
+def test_the_origin_counts_the_offset_at_the_event_grid_index_snaking_included():
+    grid = grid_from_start(REL_GRID_START)
+    assert grid is not None
+    # seq_num 4 is (1, 1) on this snaking grid: m1 at offset 0, m2 back at offset 2
+    anchored = anchor_grid(grid, [MOTORS], [4], {"m1_setpoint": [5.0], "m2_user_setpoint": [12.0]})
+    assert [a.origin for a in anchored.axes] == [5.0, 10.0]
+
+
+def test_without_a_setpoint_field_the_readback_places_the_grid():
+    grid = grid_from_start(REL_GRID_START)
+    assert grid is not None
+    readbacks = {"object_keys": {"m1": ["m1"], "m2": ["m2"]}, "data_keys": {"m1": {}, "m2": {}}}
+    anchored = anchor_grid(
+        grid, [readbacks], [0, 2], {"m1": [99.0, 4.5], "m2": [0.0, 3.0]}
+    )  # 0: off the grid
+    assert [a.origin for a in anchored.axes] == [5.5, 1.0]
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    snake=st.lists(st.booleans(), min_size=3, max_size=3),
+    origins=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+    first=st.integers(1, 10),
+)
+def test_anchoring_finds_the_origin_from_any_first_event(shape, snake, origins, first):
+    """Whichever event comes first (after a pause, a writer that joins late), snaking or not."""
+    args: list[object] = []
+    for i, n in enumerate(shape):
+        args += [f"SynAxis(name='m{i}')", -1, 2, n] + ([snake[i]] if i else [])
+    start = {"plan_name": "rel_grid_scan", "shape": shape, "motors": [f"m{i}" for i in range(len(shape))],
+             "plan_pattern": "outer_product", "plan_pattern_args": {"args": args}}  # fmt: skip
+    grid = grid_from_start(start)
+    assert grid is not None
+    seq_num = min(first, grid.size)
+    _, (index,) = grid.indices([seq_num])
+    keys = {f"m{i}_setpoint": {} for i in range(len(shape))}
+    descriptor = {"data_keys": keys, "object_keys": {f"m{i}": [f"m{i}_setpoint"] for i in range(len(shape))}}
+    data = {f"m{d}_setpoint": [origins[d] + grid.axes[d].offsets[index[d]]] for d in range(len(shape))}
+    anchored = anchor_grid(grid, [descriptor], [seq_num], data)
+    for d, axis in enumerate(anchored.axes):
+        assert axis.origin == pytest.approx(origins[d], abs=1e-9)
+        np.testing.assert_allclose(axis.setpoints, np.asarray(axis.offsets) + origins[d], atol=1e-9)
+        assert axis.setpoints[index[d]] == data[f"m{d}_setpoint"][0]  # the event's own position, exactly
+
+
+def test_an_origin_no_event_says_is_unknown_not_guessed():
+    grid = grid_from_start(REL_GRID_START)
+    assert grid is not None
+    others = {"object_keys": {"det": ["det"], "m2": ["m2"]}, "data_keys": {"det": {}, "m2": {}}}
+    anchored = anchor_grid(grid, [others], [1], {"det": [1.0], "m2": [float("nan")]})
+    assert anchored.anchored
+    for axis in anchored.axes:
+        assert axis.origin is None and axis.setpoints == axis.offsets
 
 
 def descriptor(**data_keys):

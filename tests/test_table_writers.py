@@ -11,8 +11,10 @@ from typing import Any
 
 import event_model
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
+from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from documents import as_pages, composed_run, events
@@ -54,20 +56,29 @@ def check_grid_indices(
     evs: list[dict[str, Any]],
     motors: list[str],
     setpoints: list[list[float]],
-    offsets: list[float],
+    origins: list[float],
 ) -> None:
+    """The index and setpoint columns (absolute positions), and a relative plan's offsets (its
+    ``setpoints``, from ``origins``, where the motors started; an absolute plan's are 0)."""
     grid = views.metadata()["grid"]
     assert grid["dims"] == motors
     for d, motor in enumerate(motors):
         column = grid["index_columns"][motor]
         expected = [
-            int(np.argmin(np.abs(np.asarray(setpoints[d]) + offsets[d] - e["data"][motor]))) for e in evs
+            int(np.argmin(np.abs(np.asarray(setpoints[d]) + origins[d] - e["data"][motor]))) for e in evs
         ]
         for reader, values in views.columns(column).items():
             np.testing.assert_array_equal(values, expected, err_msg=f"{column} by {reader}")
         np.testing.assert_allclose(
-            views.columns(grid["setpoint_columns"][motor])["polars"], np.asarray(setpoints[d])[expected]
+            views.columns(grid["setpoint_columns"][motor])["polars"],
+            np.asarray(setpoints[d])[expected] + origins[d],
         )
+        if grid["relative"]:
+            np.testing.assert_allclose(
+                views.columns(grid["offset_columns"][motor])["polars"], np.asarray(setpoints[d])[expected]
+            )
+        else:
+            assert grid["offset_columns"] == {} and grid["origin"] == {}
 
 
 @pytest.mark.parametrize("plan", GRID_PLANS)
@@ -78,18 +89,51 @@ def test_grid_scans_carry_their_grid_indices_in_both_formats(RE, record, cam, tm
     RE.subscribe(Writer(tmp_path / "live", Parquet(), ArrowIPC()))
     (uid,) = RE(factory([cam, det]))
     motors = list(record[0][1]["motors"])
-    offsets = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
+    origins = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
     evs = events(record)
     replayed = export(as_pages(record, 5), tmp_path / "pages", format=["parquet", "arrow"])
     for fmt in TABLE_FORMATS:
         for path in (table(tmp_path / "live", uid, fmt), *replayed[fmt]):
             views = read_any(path)
             check_rows(views, evs, ["cam", "det", *motors])
-            check_grid_indices(views, evs, motors, setpoints, offsets)
+            check_grid_indices(views, evs, motors, setpoints, origins)
             cam_type = views.arrow.schema.field("cam").type
             assert isinstance(cam_type, pa.FixedShapeTensorType)
             assert cam_type.shape == [6, 4] and cam_type.dim_names == ["y", "x"]
             assert cam_type.value_type == pa.uint16()
+
+
+def test_a_relative_scan_has_absolute_grid_columns_and_its_offsets(RE, record, tmp_path):
+    RE(bps.mv(motor1, 5, motor2, 10))
+    RE.subscribe(Writer(tmp_path / "all", Parquet(), ArrowIPC()))
+    RE.subscribe(Writer(tmp_path / "det", Parquet(data_keys=["det"]), ArrowIPC(data_keys=["det"])))
+    (uid,) = RE(bp.rel_list_grid_scan([det], motor1, [1, -1, 0], motor2, [2, 0], snake_axes=True))
+    evs = events(record)
+    for directory in ("all", "det"):  # the motors' fields left out: the grid is placed all the same
+        for fmt in TABLE_FORMATS:
+            path = table(tmp_path / directory, uid, fmt)
+            # one file each: the Arrow schema did not change when the grid was placed (no continuation)
+            assert sorted(p.name for p in path.parent.iterdir()) == ["primary.arrows", "primary.parquet"]
+            frame = read_any(path).polars
+            np.testing.assert_array_equal(frame["motor1_grid"], [e["data"]["motor1_setpoint"] for e in evs])
+            np.testing.assert_array_equal(frame["motor2_grid"], [e["data"]["motor2_setpoint"] for e in evs])
+            np.testing.assert_array_equal(frame["motor1_offset"], frame["motor1_grid"] - 5)
+            np.testing.assert_array_equal(frame["motor2_offset"], frame["motor2_grid"] - 10)
+            (row,) = frame.filter((pl.col("motor1_grid") == 6) & (pl.col("motor2_grid") == 12)).rows(
+                named=True
+            )
+            assert row["det"] == next(e["data"]["det"] for e in evs if e["seq_num"] == row["seq_num"])
+            if fmt == "parquet":
+                grid = read_any(path).metadata()["grid"]
+            else:  # the schema was written before the first event: the batches carry the grid placed
+                first, *_, last = batches_with_metadata(path)
+                assert read_any(path).metadata()["grid"]["origin"] == {"motor1": None, "motor2": None}
+                assert first[1]["grid"] == last[1]["grid"]
+                grid = last[1]["grid"]
+            assert grid["relative"] is True and grid["origin"] == {"motor1": 5.0, "motor2": 10.0}
+            assert grid["setpoints"] == {"motor1": [6.0, 4.0, 5.0], "motor2": [12.0, 10.0]}
+            assert grid["offsets"] == {"motor1": [1.0, -1.0, 0.0], "motor2": [2.0, 0.0]}
+            assert grid["offset_columns"] == {"motor1": "motor1_offset", "motor2": "motor2_offset"}
 
 
 @pytest.mark.parametrize("fmt", TABLE_FORMATS)

@@ -15,6 +15,7 @@ import event_model
 import numpy as np
 import pytest
 import xarray as xr
+from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from documents import as_pages, composed_run, events
@@ -36,19 +37,26 @@ def check_grid(
     documents: list[tuple[str, Any]],
     motors: list[str],
     setpoints: list[list[float]],
-    offsets: list[float],
+    origins: list[float],
 ) -> None:
-    """Every event sits at the grid index its own motor readbacks point to, and nowhere else."""
+    """Every event sits at the grid index its own motor readbacks point to, and nowhere else; the
+    setpoint coordinates are absolute positions (a relative plan's ``setpoints`` are offsets from
+    ``origins``, where the motors started; an absolute plan's ``origins`` are 0)."""
     ds = open_stream(store)
     evs = events(documents)
     assert ds["cam"].dims == (*motors, "y", "x")
-    for motor, values in zip(motors, setpoints, strict=True):
-        np.testing.assert_allclose(ds[motor].values, values)
+    for motor, values, origin in zip(motors, setpoints, origins, strict=True):
+        np.testing.assert_allclose(ds[motor].values, np.asarray(values) + origin)
+        if ds[motor].attrs["relative"]:
+            assert ds[motor].attrs["origin"] == origin
+            np.testing.assert_allclose(ds[f"{motor}_offset"].values, values)
+        else:
+            assert "origin" not in ds[motor].attrs and f"{motor}_offset" not in ds.variables
     seen = np.zeros(ds["written"].shape, dtype=bool)
     for e in evs:
         index = tuple(
-            int(np.argmin(np.abs(np.asarray(values) + offset - e["data"][m])))
-            for values, offset, m in zip(setpoints, offsets, motors, strict=True)
+            int(np.argmin(np.abs(np.asarray(values) + origin - e["data"][m])))
+            for values, origin, m in zip(setpoints, origins, motors, strict=True)
         )
         np.testing.assert_array_equal(ds["cam"].values[index], e["data"]["cam"])
         assert ds["det"].values[index] == e["data"]["det"]
@@ -67,11 +75,11 @@ def test_grid_scans_land_on_their_grid(RE, record, cam, tmp_path, plan):
     RE.subscribe(ZarrWriter(tmp_path / "live"))
     (uid,) = RE(factory([cam, det]))
     motors = list(record[0][1]["motors"])
-    offsets = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
-    check_grid(tmp_path / "live" / f"{uid}.zarr", record, motors, setpoints, offsets)
+    origins = [motors_at_start[m] if plan.startswith("rel") else 0.0 for m in motors]
+    check_grid(tmp_path / "live" / f"{uid}.zarr", record, motors, setpoints, origins)
     # the same documents replayed as event pages of 5 land the same way
     artifacts = export(as_pages(record, 5), tmp_path / "pages")
-    check_grid(artifacts["zarr"][0], record, motors, setpoints, offsets)
+    check_grid(artifacts["zarr"][0], record, motors, setpoints, origins)
     attrs = root_attrs(artifacts["zarr"][0])
     assert attrs["status"] == "success"
     assert attrs["start"]["uid"] == uid and attrs["stop"]["run_start"] == uid
@@ -90,6 +98,45 @@ def test_setpoint_coordinates_allow_selection_by_value(RE, cam, tmp_path):
     assert readback == 750 and frame.shape == (6, 4)
     assert "motor1_readback" in primary.coords and "motor2_setpoint" in primary.coords
     assert tree.attrs["status"] == "success"
+
+
+def test_a_relative_scan_is_selected_by_where_the_motors_were(RE, record, tmp_path):
+    RE(bps.mv(motor1, 5, motor2, 10))
+    RE.subscribe(ZarrWriter(tmp_path / "all"))
+    RE.subscribe(ZarrWriter(tmp_path / "det", data_keys=["det"]))  # the motors' fields left out
+    (uid,) = RE(bp.rel_grid_scan([det], motor1, -1, 1, 3, motor2, 0, 2, 2))
+    (event,) = [e for e in events(record) if (e["data"]["motor1"], e["data"]["motor2"]) == (6.0, 12.0)]
+    for directory in ("all", "det"):  # placed alike
+        store = tmp_path / directory / f"{uid}.zarr"
+        ds = xr.open_zarr(store, group="primary", zarr_format=3)
+        assert ds.det.sel(motor1=6, motor2=12).values == event["data"]["det"]
+        assert open_run(store)["primary"].det.sel(motor1=6, motor2=12).values == event["data"]["det"]
+        np.testing.assert_array_equal(ds.motor1.values, [4, 5, 6])
+        assert {"motor1_offset", "motor2_offset"} <= set(ds.coords)
+        assert ds.motor1_offset.dims == ("motor1",)
+        np.testing.assert_array_equal(ds.motor1_offset.values, [-1, 0, 1])
+        assert ds.motor1.attrs["relative"] is True and ds.motor1.attrs["origin"] == 5.0
+        assert ds.motor2.attrs["origin"] == 10.0 and "origin_unknown" not in ds.motor2.attrs
+        assert ds.attrs["grid"]["origin"] == {"motor1": 5.0, "motor2": 10.0}
+        assert_tensorstore_agrees(store)
+
+
+def move_and_read_detectors(detectors, step, pos_cache):
+    yield from bps.move_per_step(step, pos_cache)
+    yield from bps.trigger_and_read(list(detectors))
+
+
+def test_a_relative_grid_whose_motor_no_event_reads_says_its_origin_is_unknown(RE, tmp_path):
+    RE(bps.mv(motor1, 5))
+    RE.subscribe(ZarrWriter(tmp_path))
+    (uid,) = RE(bp.rel_list_grid_scan([det], motor1, [-1, 1], per_step=move_and_read_detectors))
+    ds = open_stream(tmp_path / f"{uid}.zarr")
+    np.testing.assert_array_equal(ds.motor1.values, [-1, 1])  # the offsets: nothing is guessed
+    np.testing.assert_array_equal(ds.motor1_offset.values, [-1, 1])
+    attrs = ds.motor1.attrs
+    assert attrs["relative"] is True and attrs["origin_unknown"] is True and "origin" not in attrs
+    assert "not absolute positions" in attrs["comment"]
+    assert ds.attrs["grid"]["origin"] == {"motor1": None}
 
 
 @pytest.mark.parametrize("plan", PLAIN_PLANS.values(), ids=PLAIN_PLANS)

@@ -1,6 +1,7 @@
 """From documents to what is stored: pure functions, no I/O.
 
-- :mod:`._grid`: the grid a start document declares (dims, setpoints, snaking).
+- :mod:`._grid`: the grid a start document declares (dims, setpoints, snaking), and where the
+  first events place a relative one.
 - :mod:`._schema`: one :class:`StreamSchema` per stream, for every format (dtypes, shapes,
   dimension names, roles, units, external keys, and the consistency checks).
 - :mod:`._chunking`: chunk and shard shapes (defaults, requests, :func:`propose_chunks`).
@@ -22,7 +23,7 @@ from ._chunking import (
     resolve_chunks,
     resolve_shards,
 )
-from ._grid import Grid, GridAxis, grid_from_start
+from ._grid import Grid, GridAxis, anchor_grid, grid_from_start
 from ._schema import (
     EVENT_DIM,
     Role,
@@ -51,6 +52,7 @@ __all__ = [
     "StreamSchema",
     "Variable",
     "Widening",
+    "anchor_grid",
     "check_readings",
     "check_request",
     "event_chunks",

@@ -10,6 +10,10 @@ key that :mod:`bluesky_zarr.plans` writes::
         "units": {"wavelength": "nm", "position": "mm"},
         "readbacks": {"wavelength": ["laser_wavelength"], "position": ["stage_position"]},
     }
+
+A ``rel_*`` plan's start document says only offsets from where each motor started; that origin
+comes from the first events of the grid stream (:func:`anchor_grid`), so that the grid's
+setpoints are where the motors were.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Grid", "GridAxis", "grid_from_start"]
+__all__ = ["Grid", "GridAxis", "anchor_grid", "grid_from_start"]
 
 
 @dataclass(frozen=True)
 class GridAxis:
     """One axis of a grid scan.
 
-    ``setpoints`` is ``None`` when the start document does not say them; ``relative`` is true for
-    ``rel_*`` plans, whose setpoints are offsets from where the motor started.
+    ``setpoints`` is ``None`` when the start document does not say them. ``relative`` is true for
+    ``rel_*`` plans, whose start document says only ``offsets`` from where the motor started:
+    once :func:`anchor_grid` knows that ``origin``, ``setpoints`` are the absolute positions
+    ``origin + offsets``; while it does not, they are the offsets.
     """
 
     dim: str
@@ -38,6 +44,10 @@ class GridAxis:
     units: str | None = None
     readbacks: tuple[str, ...] = ()
     relative: bool = False
+    offsets: tuple[float, ...] | None = None
+    """A relative axis's setpoints as the plan says them: offsets from ``origin``."""
+    origin: float | None = None
+    """Where the motor of a relative axis was when the scan began; ``None`` while unknown."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,13 @@ class Grid:
     shape: tuple[int, ...]
     snaking: tuple[bool, ...]
     streams: tuple[str, ...] = ("primary",)
+    anchored: bool = False
+    """Whether :func:`anchor_grid` has placed the relative axes (each ``origin`` found, or not)."""
+
+    @property
+    def relative(self) -> bool:
+        """Whether an axis has offsets that need an origin (a ``rel_*`` plan that says its setpoints)."""
+        return any(axis.offsets is not None for axis in self.axes)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -181,9 +198,84 @@ def grid_from_start(start: Mapping[str, Any]) -> Grid | None:
         replace(axis, setpoints=None) if axis.setpoints is not None and len(axis.setpoints) != n else axis
         for axis, n in zip(axes, shape, strict=True)
     ]
+    axes = [replace(a, offsets=a.setpoints) if a.relative and a.setpoints is not None else a for a in axes]
     return Grid(
         axes=tuple(axes),
         shape=shape,
         snaking=_snaking(start, ndim, motors or [a.dim for a in axes]),
         streams=_grid_streams(start),
     )
+
+
+def _position_field(axis: GridAxis, descriptors: Sequence[Mapping[str, Any]]) -> str | None:
+    """The data key that says where an axis's motor is: its setpoint field (``<motor>_setpoint``,
+    an EpicsMotor's ``<motor>_user_setpoint``) among the fields ``object_keys`` gives the motor,
+    else its readback; ``None`` when the descriptors declare neither."""
+    data_keys: set[str] = set()
+    object_keys: dict[str, list[str]] = {}
+    for descriptor in descriptors:
+        data_keys |= set(descriptor.get("data_keys") or ())
+        for obj, fields in (descriptor.get("object_keys") or {}).items():
+            object_keys.setdefault(str(obj), []).extend(str(f) for f in fields)
+    for readback in axis.readbacks:
+        fields = {f for obj, fs in object_keys.items() if obj == readback or readback in fs for f in fs}
+        for setpoint in (f"{readback}_setpoint", f"{readback}_user_setpoint"):
+            if setpoint in fields and setpoint in data_keys:
+                return setpoint
+    return next((r for r in axis.readbacks if r in data_keys), None)
+
+
+def _position(value: Any) -> float | None:
+    """A reading as a motor position: a finite real number, else ``None``."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    try:
+        position = float(value)
+    except (TypeError, ValueError):
+        return None
+    return position if math.isfinite(position) else None
+
+
+def anchor_grid(
+    grid: Grid,
+    descriptors: Sequence[Mapping[str, Any]],
+    seq_nums: Sequence[int] | np.ndarray,
+    data: Mapping[str, Sequence[Any]],
+) -> Grid:
+    """The grid with its relative axes placed where their motors were when the scan began.
+
+    The documents do not say that origin; the first events of a stream on the grid do: the
+    origin of an axis is the position of its motor in the first of ``seq_nums`` on the grid that
+    reads it (the motor's setpoint field, else its readback, found through the ``object_keys`` of
+    ``descriptors``), less the axis's offset at that event's grid index. An axis whose origin is
+    found gets ``setpoints = origin + offsets``; one whose motor no event reads keeps its offsets
+    as setpoints and ``origin=None``: it is never guessed. The grid returned is ``anchored``.
+
+    Parameters
+    ----------
+    grid
+        The run's grid, from :func:`grid_from_start`.
+    descriptors
+        The descriptor(s) of the events.
+    seq_nums, data
+        The events, as an event page holds them (``data``: data key -> one value per event).
+    """
+    if grid.anchored:
+        return grid
+    inside, index = grid.indices(seq_nums)
+    rows = np.flatnonzero(inside)
+    axes = []
+    for d, axis in enumerate(grid.axes):
+        field = _position_field(axis, descriptors) if axis.offsets is not None else None
+        values = data.get(field) if field is not None else None
+        origin = None
+        if axis.offsets is not None and values is not None:
+            for k, row in enumerate(rows):
+                position = _position(values[int(row)])
+                if position is not None:
+                    origin = position - axis.offsets[int(index[k, d])]
+                    break
+        if origin is not None and axis.offsets is not None:
+            axis = replace(axis, setpoints=tuple(origin + o for o in axis.offsets), origin=origin)
+        axes.append(axis)
+    return replace(grid, axes=tuple(axes), anchored=True)

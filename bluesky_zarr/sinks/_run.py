@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 import event_model
@@ -38,7 +39,7 @@ from .._documents import (
 )
 from .._encoding import JSONValue, dumps, to_json
 from .._errors import ConfigurationError, DocumentError
-from ..layout import StreamSchema, Widening, check_readings, grid_from_start, stream_schema
+from ..layout import StreamSchema, Widening, anchor_grid, check_readings, grid_from_start, stream_schema
 from ..storage import Storage
 from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
@@ -120,6 +121,8 @@ class RunSink(ABC, Generic[StreamT]):
         """descriptor uid -> stream name"""
         self._keys: dict[str, frozenset[str] | None] = {}
         """descriptor uid -> the selected keys, ``None`` when every key is selected"""
+        self._descriptors: dict[str, EventDescriptor] = {}
+        """descriptor uid -> the descriptor as it came (every key: where a relative grid's motors are)"""
         self._skipped: set[str] = set()
         """descriptors with no selected key: their events go nowhere"""
         self._refused: dict[str, int] = {}
@@ -183,6 +186,7 @@ class RunSink(ABC, Generic[StreamT]):
 
     def descriptor(self, doc: EventDescriptor) -> None:
         uid = doc["uid"]
+        self._descriptors[uid] = doc
         self._seen.update(doc.get("data_keys") or {})
         narrowed, keys = narrow_descriptor(self._selection, doc)
         if narrowed is None:
@@ -238,6 +242,7 @@ class RunSink(ABC, Generic[StreamT]):
         if prepared is None:
             return
         name, page = prepared
+        self._anchor(doc["descriptor"], doc["seq_num"], doc["data"])
         page, refused = self._admitted(name, page, n)
         stream = self.streams[name]
         if not refused:
@@ -252,6 +257,7 @@ class RunSink(ABC, Generic[StreamT]):
         if prepared is None:
             return
         name, event = prepared
+        self._anchor(doc["descriptor"], [doc["seq_num"]], {k: [v] for k, v in doc["data"].items()})
         event, refused = self._admitted(name, event, None)
         self.write_event(self.streams[name], _without(event, refused.get(0, {})))
         if refused:
@@ -303,12 +309,13 @@ class RunSink(ABC, Generic[StreamT]):
         return doc, refused
 
     def _relayout(self, name: str) -> None:
-        """The schema of a stream again, with what its readings showed (widenings, detector files)."""
+        """The schema of a stream again, with what its readings showed (widenings, detector files,
+        where a relative grid's motors started)."""
         schema = self.schemas[name]
         schema = stream_schema(
             self.start_doc,
             schema.descriptors,
-            schema.grid,
+            self.grid if schema.grid is not None else None,
             self._widenings.get(name),
             self._read_files.get(name),
         )
@@ -404,6 +411,21 @@ class RunSink(ABC, Generic[StreamT]):
             for name, counts in self.quarantined.items()
             for key, count in counts.items()
         ]
+
+    def _anchor(self, descriptor: str, seq_nums: Sequence[int], data: Mapping[str, Sequence[Any]]) -> None:
+        """Before the first events of a stream on a relative grid are written, place the grid where
+        they say its motors started (once; with every key, whatever the selection) and lay out
+        every stream on it again, so that its setpoints are absolute positions from the start."""
+        grid = self.grid
+        if grid is None or grid.anchored or not grid.relative:
+            return
+        doc = self._descriptors.get(descriptor)
+        if doc is None or str(doc.get("name", "primary")) not in grid.streams:
+            return
+        self.grid = anchor_grid(grid, [doc], seq_nums, data)
+        for name, schema in list(self.schemas.items()):
+            if schema.grid is not None:
+                self._relayout(name)
 
     def stop(self, doc: RunStop) -> None:
         self.stop_doc = doc

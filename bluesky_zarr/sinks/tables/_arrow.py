@@ -10,11 +10,12 @@ A batch is written once ``batch_rows`` rows wait, and at every flush of the writ
 descriptor(s) known when the stream began; the schema cannot change afterwards, so what comes
 later travels in the *custom metadata* of record batches:
 
-- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them), and
-  one written after the writer first read frames from a detector file, ``detector_files``;
-- the last batch, with no rows, carries ``status``, ``descriptors``, ``detector_files``,
-  ``errors``, ``quarantined`` and ``stop`` (the stop document), and the stream's end-of-stream
-  marker follows it;
+- a batch written after a new descriptor of the stream carries ``descriptors`` (all of them),
+  ``grid`` (the first batch of a relative scan: its ``origin`` and absolute setpoints) and, once
+  the writer read frames from a detector file, ``detector_files``;
+- the last batch, with no rows, carries ``status``, ``descriptors``, ``grid``,
+  ``detector_files``, ``errors``, ``quarantined`` and ``stop`` (the stop document), and the
+  stream's end-of-stream marker follows it;
 - when a new descriptor changes the columns, or a data key is widened to a wider dtype, the
   stream continues in a new file, ``<stream>.1.arrows``, named by ``continued_in`` in the last
   batch of the one before (whose ``status`` is ``continued``).
@@ -43,7 +44,7 @@ __all__ = ["ArrowIPC"]
 _COMPRESSIONS = ("none", "lz4", "zstd")
 
 
-_UPDATED = ("descriptors", "detector_files")
+_UPDATED = ("descriptors", "grid", "detector_files")
 """Schema metadata that a later descriptor or document changes: carried by the next batch."""
 
 

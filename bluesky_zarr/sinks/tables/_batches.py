@@ -274,4 +274,8 @@ def _grid_arrays(grid: GridColumns, seq_num: list[Any]) -> list[pa.Array]:
         if name is not None and axis.setpoints is not None:
             values = np.asarray(axis.setpoints, dtype=np.float64)[full[:, d]]
             arrays.append(pa.array(values, pa.float64(), mask=mask))
+    for d, (axis, name) in enumerate(zip(grid.grid.axes, grid.offset, strict=True)):
+        if name is not None and axis.offsets is not None:
+            values = np.asarray(axis.offsets, dtype=np.float64)[full[:, d]]
+            arrays.append(pa.array(values, pa.float64(), mask=mask))
     return arrays

@@ -3,7 +3,9 @@
 A stream's table has the columns ``time`` (float64 seconds since the epoch, the event's own
 ``time``, exactly as in the document and the Zarr store), ``seq_num`` (int64), then for grid
 streams the grid index of each event per dimension (``<dim>_index``, int64, null for events off
-the grid) and its planned setpoint (``<dim>_grid``, float64, when the plan says its setpoints),
+the grid), its planned setpoint (``<dim>_grid``, float64, when the plan says its setpoints: for a
+relative plan the absolute position, once the first event says where the motor started) and,
+for a relative plan, the plan's offset (``<dim>_offset``, float64),
 then one column per data key with the dtype of its schema: scalars as Arrow numbers, booleans
 and strings, array readings (camera frames, spectra) as Arrow ``fixed_shape_tensor`` columns
 that carry the reading's shape, dtype and dimension names (booleans and text, which have no
@@ -73,23 +75,31 @@ class Column:
 
 @dataclass(frozen=True)
 class GridColumns:
-    """The grid a stream lies on, and the names of its index and setpoint columns."""
+    """The grid a stream lies on, and the names of its index, setpoint and offset columns."""
 
     grid: Grid
     index: tuple[str, ...]
     setpoint: tuple[str | None, ...]
+    offset: tuple[str | None, ...]
+    """per dimension: the column of a relative one's offsets, else ``None``"""
 
     def metadata(self) -> dict[str, Any]:
+        axes = self.grid.axes
         return {
             "dims": list(self.grid.dims),
             "shape": list(self.grid.shape),
             "snaking": list(self.grid.snaking),
-            "setpoints": {a.dim: list(a.setpoints) for a in self.grid.axes if a.setpoints is not None},
-            "units": {a.dim: a.units for a in self.grid.axes if a.units},
-            "relative": any(a.relative for a in self.grid.axes),
+            "setpoints": {a.dim: list(a.setpoints) for a in axes if a.setpoints is not None},
+            "units": {a.dim: a.units for a in axes if a.units},
+            "relative": any(a.relative for a in axes),
+            "origin": {a.dim: a.origin for a in axes if a.offsets is not None},
+            "offsets": {a.dim: list(a.offsets) for a in axes if a.offsets is not None},
             "index_columns": dict(zip(self.grid.dims, self.index, strict=True)),
             "setpoint_columns": {
                 d: c for d, c in zip(self.grid.dims, self.setpoint, strict=True) if c is not None
+            },
+            "offset_columns": {
+                d: c for d, c in zip(self.grid.dims, self.offset, strict=True) if c is not None
             },
         }
 
@@ -116,6 +126,7 @@ class TableLayout:
         if self.grid is not None:
             fields += [pa.field(name, pa.int64()) for name in self.grid.index]
             fields += [pa.field(name, pa.float64()) for name in self.grid.setpoint if name is not None]
+            fields += [pa.field(name, pa.float64()) for name in self.grid.offset if name is not None]
         fields += [c.field() for c in self.columns]
         return fields
 
@@ -161,8 +172,11 @@ def table_layout(schema: StreamSchema) -> TableLayout:
         setpoint = tuple(
             _free(f"{a.dim}_grid", avoid, "_") if a.setpoints is not None else None for a in grid.axes
         )
-        grid_columns = GridColumns(grid, index, setpoint)
-        taken |= set(index) | {s for s in setpoint if s is not None}
+        offset = tuple(
+            _free(f"{a.dim}_offset", avoid, "_") if a.offsets is not None else None for a in grid.axes
+        )
+        grid_columns = GridColumns(grid, index, setpoint, offset)
+        taken |= {c for c in (*index, *setpoint, *offset) if c is not None}
     columns = tuple(
         Column(
             _free(key, taken, "_data"), variable, _arrow_type(variable.dtype, variable.shape, variable.dims)

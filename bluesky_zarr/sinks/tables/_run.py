@@ -3,8 +3,9 @@
 The schema metadata of every table holds, each value strict JSON text
 (:func:`bluesky_zarr.to_json`): ``start``, ``descriptors`` (every descriptor of the stream so
 far), ``stream``, ``columns`` (data key -> column name), ``grid`` (dims, shape, snaking,
-setpoints, units and the index/setpoint column names), ``status`` and, once they come, ``stop``
-and ``errors``.
+setpoints, units, the index/setpoint column names, and for a relative scan each dimension's
+``origin``, ``offsets`` and offset column), ``status`` and, once they come, ``stop`` and
+``errors``.
 """
 
 from __future__ import annotations

@@ -165,28 +165,55 @@ def _provenance(event_dims: tuple[str, ...], event_shape: tuple[int, ...], grid:
     return arrays
 
 
+def _coordinate(name: str, dim: str, values: tuple[float, ...], attrs: dict[str, JSONValue]) -> ArraySpec:
+    """A 1-D coordinate along a grid dimension whose values the documents say (one small chunk)."""
+    return ArraySpec(
+        name=name,
+        role="setpoint",
+        dims=(dim,),
+        shape=(len(values),),
+        chunks=(len(values),),
+        dtype=np.dtype("float64"),
+        fill_value=float("nan"),
+        attrs=attrs,
+        codecs=resolve_codecs(None, np.dtype("float64"), where=f"array {name!r}"),
+        values=np.asarray(values, dtype="float64"),
+    )
+
+
+def _offset_name(dim: str) -> str:
+    """The coordinate that holds the offsets of a relative grid dimension."""
+    return safe_name(f"{dim}_offset")
+
+
 def _setpoints(grid: Grid) -> list[ArraySpec]:
+    """The setpoint coordinate of each grid dimension; for a relative one also ``<dim>_offset``.
+
+    A relative dimension's coordinate holds absolute positions once the grid is anchored and its
+    origin known (``origin`` attribute); until then, or when no event says the origin, the offsets.
+    """
     arrays = []
     for axis in grid.axes:
         if axis.setpoints is None:
             continue
+        units: dict[str, JSONValue] = {"units": axis.units} if axis.units else {}
         attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint", "relative": axis.relative}
-        if axis.units:
-            attrs["units"] = axis.units
-        arrays.append(
-            ArraySpec(
-                name=axis.dim,
-                role="setpoint",
-                dims=(axis.dim,),
-                shape=(len(axis.setpoints),),
-                chunks=(len(axis.setpoints),),
-                dtype=np.dtype("float64"),
-                fill_value=float("nan"),
-                attrs=attrs,
-                codecs=resolve_codecs(None, np.dtype("float64"), where=f"array {axis.dim!r}"),
-                values=np.asarray(axis.setpoints, dtype="float64"),
-            )
-        )
+        if axis.origin is not None:
+            attrs["origin"] = axis.origin
+        elif axis.offsets is not None:
+            attrs["long_name"] = f"{axis.dim} setpoint offset (origin not known yet)"
+            if grid.anchored:
+                attrs["long_name"] = f"{axis.dim} setpoint offset (origin unknown)"
+                attrs["origin_unknown"] = True
+                attrs["comment"] = (
+                    f"no event of the stream read where {axis.dim} was, so these are the plan's offsets, "
+                    "not absolute positions"
+                )
+        arrays.append(_coordinate(axis.dim, axis.dim, axis.setpoints, {**attrs, **units}))
+        if axis.offsets is not None:
+            name = _offset_name(axis.dim)
+            offset_attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint offset from its origin"}
+            arrays.append(_coordinate(name, axis.dim, axis.offsets, {**offset_attrs, **units}))
     return arrays
 
 
@@ -223,7 +250,8 @@ def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> Str
             name, role, event_dims, event_shape, variable.dtype, attrs, variable, options, schema.where
         )
         keys[key] = name
-    coordinates = " ".join(a.name for a in arrays.values() if a.role == "readback")
+    offsets = [_offset_name(a.dim) for a in grid.axes if a.offsets is not None] if grid else []
+    coordinates = " ".join([*offsets, *(a.name for a in arrays.values() if a.role == "readback")])
     if coordinates:
         arrays = {
             n: replace(a, attrs={**a.attrs, "coordinates": coordinates}) if a.role == "data" else a

@@ -83,24 +83,27 @@ class ZarrStream:
     # --- layout -----------------------------------------------------------------------------------
 
     def _create_arrays(self, layout: StreamLayout) -> None:
+        """Create the arrays that are new, widen those whose dtype grew, describe again those whose
+        attributes changed; rewrite a setpoint coordinate whose values or attributes changed (a
+        relative grid placed where its motors started): its values first, then its metadata."""
         self.layout = layout
         for name, spec in layout.arrays.items():
-            if name in self.arrays:
-                writer = self.arrays[name]
-                if spec.dtype != writer.spec.dtype:
+            known = self.arrays.get(name)
+            if known is not None and not _changed(known.spec, spec):
+                if spec.dtype != known.spec.dtype:
                     self._widen(name, spec)
-                elif spec.attrs != writer.spec.attrs:  # e.g. the detector files it was read from
-                    writer.spec = spec
+                elif spec.attrs != known.spec.attrs:  # e.g. the detector files it was read from
+                    known.spec = spec
                     shape = spec.shape if self.grid is not None else self._grown(spec)
                     self.nodes.put(f"{self.path}/{name}", array_document(spec, shape))
                 continue
             key = f"{self.path}/{name}"
             shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
-            self.nodes.put(key, array_document(spec, shape))
             writer = ArrayWriter(self.storage, key, spec)
             if spec.values is not None:
                 writer.write(np.arange(len(spec.values))[:, np.newaxis], spec.values)
                 writer.flush()
+            self.nodes.put(key, array_document(spec, shape))
             self.arrays[name] = writer
         self._attrs_dirty = True
 
@@ -141,6 +144,7 @@ class ZarrStream:
         return (self.visible_length, *spec.reading_shape)
 
     def update_layout(self, layout: StreamLayout) -> None:
+        self.grid = layout.grid
         self._create_arrays(layout)
         if self.overflow is not None:
             self.overflow.update_layout(overflow_layout(layout))
@@ -265,11 +269,20 @@ class ZarrStream:
         if self.grid is not None:
             attrs["grid"] = {"dims": list(self.grid.dims), "shape": list(self.grid.shape),
                              "snaking": list(self.grid.snaking)}  # fmt: skip
+            if self.grid.relative:  # where each relative dimension's motor started (None: unknown)
+                attrs["grid"]["origin"] = {a.dim: a.origin for a in self.grid.axes if a.offsets is not None}
             attrs["overflow"] = {
                 "events": self.overflow.length if self.overflow is not None else 0,
                 "superseded": self.superseded,
             }
         return attrs
+
+
+def _changed(old: ArraySpec, new: ArraySpec) -> bool:
+    """Whether a setpoint coordinate must be written again (its values known from the documents)."""
+    if new.role != "setpoint" or new.values is None or old.values is None:
+        return False
+    return new.attrs != old.attrs or not np.array_equal(new.values, old.values)
 
 
 def _select(values: Any, rows: Any) -> Any:
