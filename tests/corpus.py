@@ -9,6 +9,7 @@ function that takes fresh ``ophyd.sim.hw()`` devices and returns a plan); mark i
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bluesky import RunEngine
@@ -16,6 +17,8 @@ from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from cycler import cycler
 from ophyd.sim import hw
+from ophyd_async.core import StaticFilenameProvider, StaticPathProvider, init_devices
+from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimMotor, SimPointDetector, SimStage
 from scans import pause_after_saves, run_resuming
 
 
@@ -72,4 +75,39 @@ def record(name: str) -> list[tuple[str, Any]]:
     docs: list[tuple[str, Any]] = []
     RE.subscribe(lambda n, d: docs.append((n, d)))
     run_resuming(RE, RECORDINGS[name](hw()))
+    return docs
+
+
+# --- ophyd-async simulated devices ----------------------------------------------------------------
+
+
+def _async_grid(tmp: Path) -> Any:
+    pg = PatternGenerator()
+    with init_devices():
+        stage = SimStage(pg)
+        point = SimPointDetector(pg)
+    return bp.grid_scan([point], stage.x, -1, 1, 3, stage.y, -1, 1, 2)
+
+
+def _async_blob(tmp: Path) -> Any:
+    pg = PatternGenerator()
+    with init_devices():
+        motor = SimMotor()
+        blob = SimBlobDetector(StaticPathProvider(StaticFilenameProvider("blob"), tmp), pg)
+    return bp.scan([blob], motor, 0, 1, 3)
+
+
+ASYNC_RECORDINGS: dict[str, Callable[[Path], Any]] = {
+    "async-grid_scan-point": _async_grid,
+    "async-scan-blob": _async_blob,
+}
+"""Recordings on ophyd-async sim devices; the blob detector writes a real HDF5 file under ``tmp``."""
+
+
+def record_async(name: str, tmp: Path) -> list[tuple[str, Any]]:
+    """The documents one ophyd-async recording emits, run in a fresh RunEngine."""
+    RE = RunEngine({}, call_returns_result=False)
+    docs: list[tuple[str, Any]] = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(ASYNC_RECORDINGS[name](tmp))
     return docs

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from corpus import RECORDINGS, record
+from corpus import ASYNC_RECORDINGS, RECORDINGS, record, record_async
 from documents import as_pages, events
 from formats import FORMATS, OutputFormat, assert_holds
 from ophyd.sim import NumpySeqHandler
@@ -36,6 +36,10 @@ XFAIL: dict[str, str] = {
     "scan-monitor": DRIFT,
     "rel_adaptive_scan": DRIFT,
     "grid_scan-baseline-monitor": DRIFT,
+    "async-scan-blob": (
+        "stream_resource not supported yet (issue 10 item 1): DocumentError: stream_resource ... points at "
+        "data in 'file://localhost/.../blob.h5', which this writer cannot copy yet"
+    ),
 }
 
 
@@ -50,7 +54,7 @@ def recordings() -> dict[str, list[tuple[str, Any]]]:
 
 def _cases() -> list[Any]:
     cases = []
-    for name in RECORDINGS:
+    for name in [*RECORDINGS, *ASYNC_RECORDINGS]:
         for fmt in FORMATS:
             for pages in (False, True):
                 marks = []
@@ -71,10 +75,17 @@ def _cases() -> list[Any]:
 
 @pytest.mark.parametrize(("name", "fmt", "pages"), _cases())
 def test_recording_lands_with_every_event(
-    recordings: dict[str, list[tuple[str, Any]]], tmp_path: Any, name: str, fmt: OutputFormat, pages: bool
+    recordings: dict[str, list[tuple[str, Any]]],
+    tmp_path: Any,
+    tmp_path_factory: Any,
+    name: str,
+    fmt: OutputFormat,
+    pages: bool,
 ) -> None:
     if name not in recordings:
-        recordings[name] = record(name)
+        recordings[name] = (
+            record_async(name, tmp_path_factory.mktemp(name)) if name in ASYNC_RECORDINGS else record(name)
+        )
     docs = recordings[name]
     start = docs[0][1]
     export(as_pages(docs, 3) if pages else docs, tmp_path, format=fmt.name, handler_registry=HANDLERS)
