@@ -4,7 +4,8 @@ Read back with stock readers (the adapters of ``tests/formats.py``).
 
 The corpus holds real document streams: bluesky's own plans (count, scan, rel/list/log scans, grid
 scans snaking or not, list grids, spirals, scan_nd, adaptive scans, tune_centroid), run by a real
-RunEngine on ophyd.sim devices, with a baseline, a monitor, and pauses that make bluesky rewind.
+RunEngine on ophyd.sim devices, with a baseline, a monitor, and pauses that make bluesky rewind,
+and ophyd-async's simulated stage, point detector and blob detector (frames in its HDF5 file).
 Each lands with status ``success`` and every event of every stream, as events and as event pages.
 
 To add a recording: add an entry to ``corpus.RECORDINGS``. If it does not land today, add it to
@@ -23,24 +24,8 @@ from ophyd.sim import NumpySeqHandler
 
 from bluesky_zarr import export
 
-DRIFT = (
-    "issue 10 item 2 (dtype drift): ophyd.sim's SynAxis describes its setpoint and readback by their "
-    "initial value (int 0) forever, so a SynAxis setpoint read before it moves to a float (or after an "
-    "integer start) is described dtype 'integer' and then reads floats; Zarr refuses the fractional "
-    "ones (DocumentError: data key '..._setpoint' holds float64 values that do not fit its declared "
-    "dtype int64), the tables store them as int64"
-)
-XFAIL: dict[str, str] = {
-    "adaptive_scan": DRIFT,
-    "tune_centroid": DRIFT,
-    "scan-monitor": DRIFT,
-    "rel_adaptive_scan": DRIFT,
-    "grid_scan-baseline-monitor": DRIFT,
-    "async-scan-blob": (
-        "stream_resource not supported yet (issue 10 item 1): DocumentError: stream_resource ... points at "
-        "data in 'file://localhost/.../blob.h5', which this writer cannot copy yet"
-    ),
-}
+XFAIL: dict[str, str] = {}
+"""recording name (or ``name/format``) -> why it does not land yet"""
 
 
 HANDLERS = {"NPY_SEQ": NumpySeqHandler}
@@ -90,7 +75,7 @@ def test_recording_lands_with_every_event(
     start = docs[0][1]
     export(as_pages(docs, 3) if pages else docs, tmp_path, format=fmt.name, handler_registry=HANDLERS)
     info = fmt.info(tmp_path, start["uid"])
-    assert info.status == "success", info.errors
+    assert info.status == "success", (info.errors, info.quarantined)
     streams = {d["name"] for n, d in docs if n == "descriptor"}
     for stream in sorted(streams):
         evs = events(docs, stream)

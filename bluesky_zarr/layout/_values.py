@@ -24,9 +24,10 @@ def lossless_cast(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray | None
     """``values`` as ``dtype`` if no value changes, else ``None``.
 
     Any number becomes a float of the declared width (a float may round to a narrower float: the
-    device declared that precision). Otherwise the cast must give back every value exactly: an
-    integer that overflows the declared width, or ``0.5`` for an ``int64``, is refused (``None``),
-    never stored wrong.
+    device declared that precision). A float never becomes an integer (``2.0`` read by a motor
+    declared ``int64`` from its first position says the key holds floats). Otherwise the cast
+    must give back every value exactly: an integer that overflows the declared width is refused
+    (``None``), never stored wrong.
     """
     if values.dtype == dtype:
         return values
@@ -34,9 +35,9 @@ def lossless_cast(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray | None
         return None
     if dtype.kind == "f":
         return values.astype(dtype)
+    if values.dtype.kind == "f":  # a float reading, even a whole one, makes its key a float key
+        return None
     if values.size:
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            return None
         low, high = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
         if values.min() < low or values.max() > high:  # numpy compares across signedness exactly
             return None

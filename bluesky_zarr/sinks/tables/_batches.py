@@ -120,6 +120,8 @@ def _scalar_array(values: list[Any], column: Column, where: str) -> pa.Array:
         pass
     mask = _mask(values)
     present = [v for v, m in zip(values, mask, strict=True) if not m] if mask.any() else values
+    if not present:  # no reading in these rows
+        return pa.nulls(len(values), target)
     try:
         raw = np.asarray(present)
     except (TypeError, ValueError) as err:
