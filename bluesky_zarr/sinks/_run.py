@@ -331,6 +331,14 @@ class RunSink(ABC, Generic[StreamT]):
         key = str(resource.get("data_key"))
         if key not in self.schemas[name].variables:  # not selected for this format
             return
+        seq_nums, indices = doc["seq_nums"], doc["indices"]
+        if int(seq_nums["stop"]) <= int(seq_nums["start"]) and int(indices["stop"]) > int(indices["start"]):
+            self.errors.append(
+                f"stream {name!r}: frames {indices['start']} to {int(indices['stop']) - 1} of data key "
+                f"{key!r} in {resource.get('uri')!r} belong to no event (a fly scan), so they were not "
+                "copied; they are only in the detector's file"
+            )
+            return
         parameters: Any = resource.get("parameters") or {}
         source: dict[str, JSONValue] = {
             "uri": str(resource.get("uri")),

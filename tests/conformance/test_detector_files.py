@@ -159,7 +159,7 @@ WRITER = textwrap.dedent(
 )
 
 
-def stream_run(h5: Path, n: int, per_event: int = 1) -> list[tuple[str, dict]]:
+def stream_run(h5: Path, n: int, per_event: int = 1, *, events: bool = True) -> list[tuple[str, dict]]:
     """A run whose frames are in ``h5`` (StreamResource/StreamDatum, ``per_event`` frames an event)."""
     run = event_model.compose_run()
     shape = [per_event, 4, 4]
@@ -176,9 +176,10 @@ def stream_run(h5: Path, n: int, per_event: int = 1) -> list[tuple[str, dict]]:
         ("descriptor", desc.descriptor_doc),
         ("stream_resource", resource.stream_resource_doc),
     ]
-    events_ = n // per_event
+    events_ = n // per_event if events else 0
+    seq_nums = {"start": 1, "stop": events_ + 1} if events else {"start": 0, "stop": 0}  # a fly scan's
     docs.append(("stream_datum", resource.compose_stream_datum(
-        indices={"start": 0, "stop": events_ * per_event}, seq_nums={"start": 1, "stop": events_ + 1},
+        indices={"start": 0, "stop": n}, seq_nums=seq_nums,
         descriptor=desc.descriptor_doc,
     )))  # fmt: skip
     for i in range(1, events_ + 1):
@@ -250,3 +251,14 @@ def test_legacy_area_detector_hdf5_needs_no_handler(tmp_path, fmt):
     assert fmt.info(tmp_path / "out", "ad").status == "success"
     got = stored(fmt, tmp_path / "out", "ad", "image")
     np.testing.assert_array_equal(np.stack([got[s] for s in (1, 2, 3)]), frames_in(h5))
+
+
+def test_frames_of_no_event_are_never_reported_as_written(tmp_path, fmt):
+    """A fly scan's stream_datum with no events: its frames are not copied, and the run says so."""
+    h5 = tmp_path / "fly.h5"
+    with h5py.File(h5, "w") as f:
+        f["/entry/data/data"] = np.zeros((4, 4, 4), "<u2")
+    export(stream_run(h5, 4, events=False), tmp_path / "out", "fly", format=fmt.name)
+    info = fmt.info(tmp_path / "out", "fly")
+    assert info.status == "fail"
+    assert any("frames 0 to 3 of data key 'cam'" in e and "not copied" in e for e in info.errors)
