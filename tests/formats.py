@@ -227,14 +227,7 @@ class ZarrOutput(OutputFormat):
         return f"{prefix}.zarr"
 
     def info(self, directory: Path, prefix: str) -> RunInfo:
-        attrs = root_attrs(self.output(directory, prefix))
-        return RunInfo(
-            attrs["status"],
-            attrs["start"],
-            attrs.get("stop"),
-            attrs.get("errors", []),
-            attrs.get("quarantined", []),
-        )
+        return _run_info(root_attrs(self.output(directory, prefix)))
 
     def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         store = self.output(directory, prefix)
@@ -362,7 +355,7 @@ class ParquetOutput(TableOutput):
     status_after_kill = "incomplete"  # what finalize_parquet records for a run with no stop
 
     def info(self, directory: Path, prefix: str) -> RunInfo:
-        return _table_info(read_parquet(self.stream_file(directory, prefix)).metadata())
+        return _run_info(read_parquet(self.stream_file(directory, prefix)).metadata())
 
     def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         return table_readings(self.readings_views(directory, prefix, stream))
@@ -436,7 +429,8 @@ class ArrowOutput(TableOutput):
         )
 
 
-def _table_info(metadata: dict[str, Any]) -> RunInfo:
+def _run_info(metadata: dict[str, Any]) -> RunInfo:
+    """What a Zarr store's root attributes, or a table's schema metadata, say about the run."""
     return RunInfo(
         metadata["status"],
         metadata["start"],
