@@ -94,16 +94,14 @@ class ZarrStream:
                     self._widen(name, spec)
                 elif spec.attrs != known.spec.attrs:  # e.g. the detector files it was read from
                     known.spec = spec
-                    shape = spec.shape if self.grid is not None else self._grown(spec)
-                    self.nodes.put(f"{self.path}/{name}", array_document(spec, shape))
+                    self.nodes.put(f"{self.path}/{name}", array_document(spec, self._shape(spec)))
                 continue
             key = f"{self.path}/{name}"
-            shape = spec.shape if self.grid is not None or spec.role == "setpoint" else self._grown(spec)
             writer = ArrayWriter(self.storage, key, spec)
             if spec.values is not None:
                 writer.write(np.arange(len(spec.values))[:, np.newaxis], spec.values)
                 writer.flush()
-            self.nodes.put(key, array_document(spec, shape))
+            self.nodes.put(key, array_document(spec, self._shape(spec)))
             self.arrays[name] = writer
         self._attrs_dirty = True
 
@@ -123,8 +121,7 @@ class ZarrStream:
             self.storage.rename(key, retired)
             self.storage.rename(staging, key)
         writer.move(key)
-        shape = spec.shape if self.grid is not None else self._grown(spec)
-        self.nodes.put(key, array_document(spec, shape))
+        self.nodes.put(key, array_document(spec, self._shape(spec)))
         self.storage.delete(retired)
         self.arrays[name] = writer
 
@@ -140,7 +137,10 @@ class ZarrStream:
         holds[tuple(slice(0, n) for n in part.shape)] = part
         return holds
 
-    def _grown(self, spec: ArraySpec) -> tuple[int, ...]:
+    def _shape(self, spec: ArraySpec) -> tuple[int, ...]:
+        """An array's shape now: a grid's (or a setpoint's) in full, a growing stream's as visible."""
+        if self.grid is not None or spec.role == "setpoint":
+            return spec.shape
         return (self.visible_length, *spec.reading_shape)
 
     def update_layout(self, layout: StreamLayout) -> None:
@@ -238,7 +238,7 @@ class ZarrStream:
                 self.visible_length = length
                 for name, writer in self.arrays.items():
                     self.nodes.put(
-                        f"{self.path}/{name}", array_document(writer.spec, self._grown(writer.spec))
+                        f"{self.path}/{name}", array_document(writer.spec, self._shape(writer.spec))
                     )
         if WRITTEN in self.arrays:
             self._flush_written(final)
