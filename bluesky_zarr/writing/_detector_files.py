@@ -20,6 +20,7 @@ read by :class:`AreaDetectorHDF5Handler`, registered by default.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -139,7 +140,8 @@ class DetectorFiles:
         self._keys: dict[str, dict[str, tuple[int, ...]]] = {}
         """descriptor uid -> its data keys in detector files -> the shape of one reading"""
         self._datums: dict[tuple[str, str], list[tuple[int, int, int, int, str]]] = {}
-        """(descriptor, data key) -> (first seq_num, last + 1, first index, last + 1, resource)"""
+        """(descriptor, data key) -> (first seq_num, last + 1, first index, last + 1, resource), in
+        the order of first seq_num (one datum an event in a step scan: found by bisection)"""
 
     def descriptor(self, doc: EventDescriptor) -> bool:
         """Note the data keys of ``doc`` that detector files hold; whether there are any."""
@@ -159,8 +161,10 @@ class DetectorFiles:
         resource = doc["stream_resource"]
         key = self._datasets[resource].data_key
         seq, index = doc["seq_nums"], doc["indices"]
-        self._datums.setdefault((doc["descriptor"], key), []).append(
-            (int(seq["start"]), int(seq["stop"]), int(index["start"]), int(index["stop"]), resource)
+        bisect.insort(
+            self._datums.setdefault((doc["descriptor"], key), []),
+            (int(seq["start"]), int(seq["stop"]), int(index["start"]), int(index["stop"]), resource),
+            key=_first_seq_num,
         )
 
     def fill(self, page: EventPage) -> EventPage:
@@ -177,26 +181,33 @@ class DetectorFiles:
         return {**page, "data": data, "filled": filled}
 
     def _reading(self, descriptor: str, key: str, shape: tuple[int, ...], seq_num: int) -> Any:
-        for first, last, start, stop, resource in self._datums.get((descriptor, key), ()):
-            if first <= seq_num < last:
-                per_event = (stop - start) // max(1, last - first)
-                begin = start + (seq_num - first) * per_event
-                try:
-                    frames = self._datasets[resource].read(begin, begin + per_event)
-                except LookupError as err:
-                    return UnreadReading(f"could not be read from {err}")
-                try:
-                    return frames.reshape(shape)
-                except ValueError:
-                    return UnreadReading(
-                        f"could not be read from {self._datasets[resource].where(begin, begin + per_event)}: "
-                        f"frames of shape {list(frames.shape)} where the descriptor declares {list(shape)}"
-                    )
-        return UnreadReading("could not be read: no stream_datum document points at its frames")
+        datums = self._datums.get((descriptor, key), [])
+        i = bisect.bisect_right(datums, seq_num, key=_first_seq_num) - 1
+        if i < 0 or seq_num >= datums[i][1]:
+            return UnreadReading("could not be read: no stream_datum document points at its frames")
+        first, last, start, stop, resource = datums[i]
+        per_event = (stop - start) // max(1, last - first)
+        begin = start + (seq_num - first) * per_event
+        dataset = self._datasets[resource]
+        try:
+            frames = dataset.read(begin, begin + per_event)
+        except LookupError as err:
+            return UnreadReading(f"could not be read from {err}")
+        try:
+            return frames.reshape(shape)
+        except ValueError:
+            return UnreadReading(
+                f"could not be read from {dataset.where(begin, begin + per_event)}: frames of shape "
+                f"{list(frames.shape)} where the descriptor declares {list(shape)}"
+            )
 
     def close(self) -> None:
         for dataset in self._datasets.values():
             dataset.close()
+
+
+def _first_seq_num(datum: tuple[int, int, int, int, str]) -> int:
+    return datum[0]
 
 
 class AreaDetectorHDF5Handler:
