@@ -21,6 +21,13 @@ anything else          ``repr(value)``
 
 The encoding never raises: one odd value in a start document costs that value its type, never
 the run its metadata.
+
+Attributes (of Zarr nodes, HDF5 objects) also go through :func:`attribute`, so that every store
+exports to NetCDF as it is (``ds.to_netcdf()``): NetCDF attributes hold only text, numbers and
+flat lists of either. A value that is text, a number or a non-empty list of texts or of numbers
+is stored as it is; ``True``/``False`` as ``1``/``0``; anything else (a document, a mapping,
+``None``, a list of mappings) as its strict JSON text, which :func:`decode_attributes` (or
+``json.loads``) turns back. Which attributes hold JSON text is fixed: :data:`JSON_ATTRIBUTES`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["dumps", "to_json"]
+__all__ = ["JSON_ATTRIBUTES", "attribute", "decode_attributes", "dumps", "to_json"]
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 
@@ -85,3 +92,39 @@ def to_json(value: Any) -> JSONValue:
 def dumps(value: Any) -> str:
     """Encode ``value`` with :func:`to_json` and serialize it as strict JSON text."""
     return json.dumps(to_json(value), allow_nan=False)
+
+
+JSON_ATTRIBUTES = frozenset(
+    {"start", "stop", "bluesky_zarr", "descriptors", "grid", "overflow", "data_key", "dtype_widened",
+     "detector_files"}
+)  # fmt: skip
+"""The attributes of a store that may hold JSON text (documents and other nested values)."""
+
+
+def _flat(value: JSONValue) -> bool:
+    """Whether NetCDF holds ``value`` as an attribute: text, a number, or a list of only one of them."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str | int | float):
+        return True
+    if isinstance(value, list) and value:
+        return all(isinstance(v, str) for v in value) or all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        )
+    return False
+
+
+def attribute(value: Any) -> JSONValue:
+    """``value`` as an attribute NetCDF can hold (see the module docstring); strict JSON too."""
+    encoded = to_json(value)
+    if isinstance(encoded, bool):
+        return int(encoded)
+    return encoded if _flat(encoded) else json.dumps(encoded, allow_nan=False)
+
+
+def decode_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's attributes with the JSON text of :data:`JSON_ATTRIBUTES` turned back into values."""
+    return {
+        key: json.loads(value) if key in JSON_ATTRIBUTES and isinstance(value, str) else value
+        for key, value in attrs.items()
+    }

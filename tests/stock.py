@@ -1,4 +1,5 @@
-"""Read stores back with stock readers only (xarray, tensorstore, json): never with our own code."""
+"""Read stores back with stock readers only (xarray, tensorstore, json): never with our own code (but
+for the NetCDF check, which starts from what `open_run` gives)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ import numpy as np
 import tensorstore as ts
 import xarray as xr
 
+JSON_TEXT = {"start", "stop", "bluesky_zarr", "descriptors", "grid", "overflow", "data_key", "dtype_widened",
+             "detector_files"}  # fmt: skip
+"""The attributes the store layout says hold JSON text (so that NetCDF holds them too)."""
+
+
+def decode_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.loads(v) if k in JSON_TEXT and isinstance(v, str) else v for k, v in attrs.items()}
+
 
 def root_attrs(store: Path) -> dict[str, Any]:
-    """The root group's attributes, parsed as strict JSON (NaN literals are refused)."""
+    """The root group's attributes, parsed as strict JSON (NaN literals are refused), the JSON text of
+    documents decoded."""
     text = (store / "zarr.json").read_text()
     metadata = json.loads(text, parse_constant=_no_constants)
-    return metadata["attributes"]  # type: ignore[no-any-return]
+    return decode_attributes(metadata["attributes"])
 
 
 def _no_constants(name: str) -> None:
@@ -23,8 +33,18 @@ def _no_constants(name: str) -> None:
 
 
 def open_stream(store: Path, stream: str = "primary") -> xr.Dataset:
-    """A stream with plain ``xr.open_zarr``, raw values (no time decoding)."""
-    return xr.open_zarr(store, group=stream, consolidated=False, zarr_format=3, decode_times=False).load()
+    """A stream with plain ``xr.open_zarr``, raw values (no time decoding), the JSON text of its
+    attributes (descriptors, grid, data_key, ...) decoded."""
+    ds = xr.open_zarr(store, group=stream, consolidated=False, zarr_format=3, decode_times=False).load()
+    return decoded(ds)
+
+
+def decoded(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the attributes stored as JSON text (so NetCDF holds them) decoded, in place."""
+    ds.attrs = decode_attributes(ds.attrs)
+    for variable in ds.variables.values():
+        variable.attrs = decode_attributes(variable.attrs)
+    return ds
 
 
 def tensorstore_read(store: Path, stream: str, name: str) -> np.ndarray:
@@ -65,11 +85,8 @@ def has_group(store: Path, group: str) -> bool:
 def variables_by_data_key(ds: xr.Dataset) -> dict[str, str]:
     """Data key -> variable, from each variable's ``data_key`` attribute (a readback named like its
     dimension is stored as ``<key>_readback``)."""
-    return {
-        v.attrs["data_key"]["name"]: str(name)
-        for name, v in ds.variables.items()
-        if isinstance(v.attrs.get("data_key"), dict)
-    }
+    keys = {str(name): decode_attributes(v.attrs).get("data_key") for name, v in ds.variables.items()}
+    return {key["name"]: name for name, key in keys.items() if isinstance(key, dict)}
 
 
 def assert_unwritten_points_hold_fill_values(ds: xr.Dataset, grid_dims: list[str]) -> None:
@@ -79,3 +96,23 @@ def assert_unwritten_points_hold_fill_values(ds: xr.Dataset, grid_dims: list[str
     for name, variable in ds.variables.items():
         if list(variable.dims[: len(grid_dims)]) == grid_dims and variable.dtype.kind == "f":
             assert np.isnan(variable.values[unwritten]).all(), f"{name} holds values at unwritten points"
+
+
+def assert_exports_to_netcdf(store: Path, directory: Path) -> None:
+    """The run, opened with ``open_run``, writes as NetCDF with every engine here and reads back
+    identical; so does each stream from plain ``xr.open_zarr`` with h5netcdf."""
+    from bluesky_zarr import open_run  # the one reader of ours whose output is checked here
+
+    tree = open_run(store).load()
+    for engine in ("netcdf4", "h5netcdf"):
+        path = directory / f"{store.stem}-{engine}.nc"
+        tree.to_netcdf(path, engine=engine)
+        with xr.open_datatree(path, engine=engine) as back:
+            xr.testing.assert_identical(back.load(), tree)
+    for node in tree.subtree:
+        if node.path != "/" and node.has_data:
+            ds = xr.open_zarr(store, group=node.path.lstrip("/"), zarr_format=3)
+            path = directory / f"{store.stem}-{node.name}.nc"
+            ds.to_netcdf(path, engine="h5netcdf")
+            with xr.open_dataset(path, engine="h5netcdf") as back:
+                xr.testing.assert_equal(back.load(), ds.load())

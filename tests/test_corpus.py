@@ -21,6 +21,7 @@ from corpus import ASYNC_RECORDINGS, RECORDINGS, record, record_async
 from documents import as_pages, events
 from formats import FORMATS, OutputFormat, assert_holds
 from ophyd.sim import NumpySeqHandler
+from stock import assert_exports_to_netcdf
 
 from bluesky_zarr import export
 
@@ -89,3 +90,5 @@ def test_recording_lands_with_every_event(
         }
         keys = sorted(set(evs[0]["data"]) - external) if evs else []
         assert_holds(fmt.readings(tmp_path, start["uid"], stream), evs, keys)
+    if fmt.name == "zarr" and not pages:  # a collaborator's NetCDF, from every recording
+        assert_exports_to_netcdf(fmt.output(tmp_path, start["uid"]), tmp_path)

@@ -57,7 +57,7 @@ def detector_files(fmt, directory, prefix, key):
         import xarray as xr
 
         ds = xr.open_zarr(fmt.output(directory, prefix), group="primary")
-        return ds[key].attrs["detector_files"]
+        return json.loads(ds[key].attrs["detector_files"])
     from tables import read_any
 
     path = fmt.pieces(directory, prefix)[-1] if fmt.name == "arrow" else fmt.stream_file(directory, prefix)

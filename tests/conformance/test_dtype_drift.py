@@ -16,6 +16,7 @@ from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from documents import composed_run, events
 from ophyd.sim import det, det4, motor1, motor2, motor3
+from stock import variables_by_data_key
 
 from bluesky_zarr import export
 
@@ -32,8 +33,9 @@ def widening(fmt, directory, prefix, key, stream="primary"):
         import xarray as xr
 
         ds = xr.open_zarr(fmt.output(directory, prefix), group=stream, consolidated=False)
-        name = next(n for n, v in ds.variables.items() if v.attrs.get("data_key", {}).get("name") == key)
-        return ds[name].dtype, ds[name].attrs.get("dtype_widened")
+        name = variables_by_data_key(ds)[key]
+        widened = ds[name].attrs.get("dtype_widened")
+        return ds[name].dtype, json.loads(widened) if widened is not None else None
     import pyarrow.parquet as pq
     from tables import read_any
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._encoding import attribute
 from ...storage import Storage
 from ._layout import ArraySpec
 from ._shards import index_codecs
@@ -68,7 +69,7 @@ def array_document(spec: ArraySpec, shape: tuple[int, ...]) -> dict[str, Any]:
             }
         ]
     # the dimension names twice: Zarr v3's own field, and the attribute xarray's Zarr v2 path reads
-    attrs = {**spec.attrs, "_ARRAY_DIMENSIONS": list(spec.dims)}
+    attrs = {**_attributes(spec.attrs), "_ARRAY_DIMENSIONS": list(spec.dims)}
     return {
         "zarr_format": 3,
         "node_type": "array",
@@ -85,7 +86,12 @@ def array_document(spec: ArraySpec, shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def group_document(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"zarr_format": 3, "node_type": "group", "attributes": dict(attrs)}
+    return {"zarr_format": 3, "node_type": "group", "attributes": _attributes(attrs)}
+
+
+def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as NetCDF holds them too (nested values as JSON text), so a store exports as it is."""
+    return {key: attribute(value) for key, value in attrs.items()}
 
 
 def consolidated_root(attrs: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]) -> bytes:

@@ -23,7 +23,7 @@ from ._stream import ZarrStream
 
 __all__ = ["ZarrRun"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _group_name(stream: str) -> str:
