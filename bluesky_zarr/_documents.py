@@ -8,7 +8,7 @@ fields a document declares. Keys a plan adds beyond event-model's schema (a star
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from event_model.documents import (
     DataKey,
@@ -70,10 +70,13 @@ Document: TypeAlias = (
 
 @dataclass(frozen=True)
 class UnreadReading:
-    """In an event's data, in place of a reading the writer could not load from a detector's file.
+    """In an event's data, in place of a reading the writer could not load (from a detector's file,
+    or through a Resource/Datum handler).
 
-    The run sink keeps it in the stream's quarantine (``value`` null, ``reason`` this reason), so
-    a frame missing from its file costs only itself.
+    The run sink keeps it in the stream's quarantine (``value`` what the event held instead: a
+    datum id, or null; ``reason`` this reason), so a reading that cannot be loaded costs only itself.
     """
 
     reason: str
+    held: Any = None
+    """what the event's data held in its place (a datum id), kept so the reading can be loaded later"""

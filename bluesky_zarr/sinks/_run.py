@@ -500,7 +500,7 @@ def _first_misfit(doc: Any, key: str, dtype: np.dtype[Any], n: int | None) -> in
 
 def _json_text(value: Any) -> str:
     if isinstance(value, UnreadReading):
-        return "null"
+        value = value.held
     try:
         return dumps(value)
     except (TypeError, ValueError):

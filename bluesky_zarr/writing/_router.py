@@ -12,6 +12,8 @@ reading costs only its own.
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -28,13 +30,16 @@ from .._documents import (
     RunStop,
     StreamDatum,
     StreamResource,
+    UnreadReading,
 )
 from .._errors import DocumentError
-from ..sinks import RunSink
+from ..sinks import OnError, RunSink
 from ._detector_files import DetectorFiles
 from ._paging import merge_pages, page_of
 
 __all__ = ["Router", "RouterOwner", "RunFanOut"]
+
+logger = logging.getLogger("bluesky_zarr")
 
 
 class RouterOwner(Protocol):
@@ -42,6 +47,7 @@ class RouterOwner(Protocol):
 
     handler_registry: dict[str, Callable[..., Any]]
     frame_timeout: float
+    on_error: OnError
 
     def open_run(self, uid: str, start: RunStart) -> RunFanOut:
         """The sinks of a new run."""
@@ -55,7 +61,10 @@ class RouterOwner(Protocol):
 class RunFanOut:
     """One run's sinks, one per format; each is guarded, so one failing format stops no other."""
 
-    __slots__ = ("detector_files", "external", "filler", "in_files", "sinks", "uid", "writer")
+    __slots__ = (
+        "detector_files", "external", "filler", "in_files", "sinks", "uid", "unhandled", "unhandled_datums",
+        "writer",
+    )  # fmt: skip
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
         self.writer = writer
@@ -63,8 +72,12 @@ class RunFanOut:
         self.sinks = sinks
         self.filler = event_model.Filler(writer.handler_registry, inplace=False)
         self.detector_files = DetectorFiles(writer.frame_timeout)
-        self.external: dict[str, bool] = {}
-        """descriptor uid -> whether its events may hold datum ids to fill (Resource/Datum)"""
+        self.external: dict[str, frozenset[str]] = {}
+        """descriptor uid -> its data keys whose events may hold datum ids to fill (Resource/Datum)"""
+        self.unhandled: dict[str, Resource] = {}
+        """uid -> a resource whose spec no handler reads"""
+        self.unhandled_datums: dict[str, str] = {}
+        """datum id -> the uid of its resource, for the datums of :attr:`unhandled` resources"""
         self.in_files: dict[str, bool] = {}
         """descriptor uid -> whether some of its readings are in detector files (StreamResource)"""
 
@@ -89,12 +102,44 @@ class RunFanOut:
 
     def descriptor(self, doc: EventDescriptor) -> None:
         self.in_files[doc["uid"]] = self.detector_files.descriptor(doc)
-        self.external[doc["uid"]] = any(
-            isinstance(v, Mapping) and v.get("external") and not str(v["external"]).startswith("STREAM:")
-            for v in (doc.get("data_keys") or {}).values()
+        self.external[doc["uid"]] = frozenset(
+            k
+            for k, v in (doc.get("data_keys") or {}).items()
+            if isinstance(v, Mapping) and v.get("external") and not str(v["external"]).startswith("STREAM:")
         )
         self.filler.descriptor(doc)
         self.send("descriptor", doc)
+
+    def resource(self, doc: Resource) -> None:
+        """Remember a resource; one whose spec no handler reads is reported here, once.
+
+        Its readings are kept as datum ids in the quarantine (``on_error="raise"``: the scan stops).
+        """
+        self.filler.resource(doc)
+        spec = doc.get("spec")
+        if spec in self.writer.handler_registry:
+            return
+        self.unhandled[doc["uid"]] = doc
+        message = (
+            f"run {self.uid}: resource {doc['uid']} ({doc.get('root', '')}/{doc.get('resource_path', '')}) "
+            f"has spec {spec!r}, which no handler reads; pass handler_registry={{{spec!r}: handler}} to the "
+            "writer. "
+        )
+        if self.writer.on_error == "raise":
+            self.writer.record(
+                DocumentError(message + "on_error='raise': the run stops here"), self.uid, "resource"
+            )
+        else:
+            logger.warning(
+                "%sIts readings are kept as datum ids in each stream's quarantine, the run ends 'partial', "
+                "and export() of the run with that handler stores them later",
+                message,
+            )
+
+    def datum_page(self, doc: DatumPage) -> None:
+        self.filler.datum_page(doc)
+        if doc.get("resource") in self.unhandled:
+            self.unhandled_datums.update(dict.fromkeys(doc["datum_id"], doc["resource"]))
 
     def stream_resource(self, doc: StreamResource) -> None:
         self.detector_files.stream_resource(doc)
@@ -108,9 +153,7 @@ class RunFanOut:
         """Consecutive events of one descriptor, as one page when they share their keys."""
         descriptor = events[0]["descriptor"]
         if self.external.get(descriptor) or self.in_files.get(descriptor):
-            page = self.fill(event_model.pack_event_page(*events))
-            if page is not None:
-                self.send("event_page", page)
+            self.send("event_page", self.fill(event_model.pack_event_page(*events)))
             return
         page = page_of(events) if len(events) > 1 else None
         if page is None:
@@ -124,9 +167,7 @@ class RunFanOut:
         descriptor = pages[0]["descriptor"]
         if self.external.get(descriptor) or self.in_files.get(descriptor):
             for doc in pages:
-                filled = self.fill(doc)
-                if filled is not None:
-                    self.send("event_page", filled)
+                self.send("event_page", self.fill(doc))
             return
         page = merge_pages(pages) if len(pages) > 1 else None
         if page is None:
@@ -150,21 +191,50 @@ class RunFanOut:
                     except Exception as err:
                         self.fail(err, name, label, sink)
 
-    def fill(self, page: EventPage) -> EventPage | None:
-        """Load external data; a spec without a handler passes through unfilled (the sinks say so).
+    def fill(self, page: EventPage) -> EventPage:
+        """Load external data: Resource/Datum through the handlers, detector files (StreamResource)
+        through :class:`DetectorFiles`.
 
-        Frames in detector files are read by :class:`DetectorFiles`; one it cannot read is an
-        :class:`~bluesky_zarr._documents.UnreadReading`, kept in the quarantine by the sinks.
+        A reading that cannot be loaded (no handler for its spec, an unknown datum, a handler
+        that fails) becomes an :class:`~bluesky_zarr._documents.UnreadReading`, which the sinks
+        keep in the quarantine: it costs only itself.
         """
         if self.external.get(page["descriptor"]):
             try:
                 page = self.filler.event_page(page)
-            except event_model.UndefinedAssetSpecification:
-                pass
-            except Exception as err:
-                self.writer.record(err, self.uid, "event_page", "filling external data")
-                return None
+            except Exception:  # find what cannot be loaded, event by event and key by key
+                page = event_model.pack_event_page(
+                    *map(self._fill_event, event_model.unpack_event_page(page))
+                )
         return self.detector_files.fill(page)
+
+    def _fill_event(self, event: Event) -> Event:
+        with contextlib.suppress(Exception):
+            return self.filler.fill_event(event, inplace=False)  # type: ignore[no-any-return]
+        event = copy.deepcopy(event)
+        filled = event.setdefault("filled", {})
+        for key in self.external[event["descriptor"]]:
+            if key not in event["data"] or filled.get(key, False) is not False:
+                continue
+            try:
+                loaded = self.filler.fill_event(event, include=[key], inplace=False)["data"][key]
+            except Exception as err:
+                loaded = UnreadReading(self._unloadable(event["data"][key], err), held=event["data"][key])
+            event["data"][key] = loaded
+            filled[key] = True
+        return event
+
+    def _unloadable(self, datum_id: Any, err: Exception) -> str:
+        """Why the reading of datum ``datum_id`` could not be loaded."""
+        resource = self.unhandled.get(self.unhandled_datums.get(datum_id, ""))
+        if resource is not None:
+            spec = resource.get("spec")
+            return (
+                f"could not be loaded: datum {datum_id!r} is in resource {resource['uid']} of spec {spec!r}, "
+                f"which no handler reads (the datum id is kept; export the run with "
+                f"handler_registry={{{spec!r}: handler}} to store the data)"
+            )
+        return f"could not be loaded from datum {datum_id!r} ({type(err).__name__}: {err})"
 
     def close(self) -> None:
         """Close the files the run's frames were read from."""
@@ -263,7 +333,7 @@ class Router:
         runs = [self.runs[ref]] if ref in self.runs else list(self.runs.values())
         for run in runs:
             self.by_resource[doc["uid"]] = run
-            run.filler.resource(doc)
+            run.resource(doc)
 
     def _datum(self, doc: Datum) -> None:
         self._datum_page(event_model.pack_datum_page(doc))
@@ -271,7 +341,7 @@ class Router:
     def _datum_page(self, doc: DatumPage) -> None:
         run = self.by_resource.get(doc.get("resource"))
         for each in [run] if run is not None else list(self.runs.values()):
-            each.filler.datum_page(doc)
+            each.datum_page(doc)
 
     def _stream_resource(self, doc: StreamResource) -> None:
         run = self._run_of(doc, "run_start", self.runs, "stream_resource")

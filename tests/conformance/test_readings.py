@@ -14,7 +14,7 @@ from documents import composed_run, events, expected_indices, run_documents, run
 from formats import Readings, assert_holds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ophyd.sim import NumpySeqHandler, img
+from ophyd.sim import NumpySeqHandler, det, img
 from stand_ins import BrokenCamera
 
 from bluesky_zarr import DocumentError, export
@@ -105,10 +105,50 @@ def test_external_data_is_filled_through_the_handler(RE, record, tmp_path, fmt):
     np.testing.assert_array_equal(frames, expected)
 
 
-def test_external_data_without_a_handler_is_a_clear_error(RE, record, tmp_path, fmt):
-    RE(bp.count([img], 1))
-    with pytest.raises(DocumentError, match=r"'img' is external .*handler_registry"):
-        export(record, tmp_path, format=fmt.name)
+def test_external_data_without_a_handler_is_reported_once_and_kept_as_datum_ids(
+    RE, record, tmp_path, fmt, caplog
+):
+    RE.subscribe(fmt.writer(tmp_path / "live"))  # no handler for ophyd.sim's NPY_SEQ
+    (uid,) = RE(bp.count([img, det], 3))  # the scan goes on
+    datum_ids = [e["data"]["img"] for e in events(record)]
+    for directory in ("live", "exported"):
+        if directory == "exported":
+            caplog.clear()
+            export(record, tmp_path / directory, format=fmt.name)
+        warned = [r.getMessage() for r in caplog.records if "NPY_SEQ" in r.getMessage()]
+        # named at the resource, before the first event, with what to do; once per key after that
+        assert len(warned) == 2 and "resource" in warned[0] and "handler_registry={'NPY_SEQ'" in warned[0]
+        info = fmt.info(tmp_path / directory, uid)
+        assert info.status == "partial" and info.errors == []
+        readings = fmt.readings(tmp_path / directory, uid)
+        assert_holds(readings, events(record), ["det"])  # the other key of every event lands
+        assert_quarantined(
+            fmt, tmp_path / directory, uid, [(i + 1, "img", d) for i, d in enumerate(datum_ids)]
+        )
+    # exported again with the handler, the same documents store the frames
+    export(record, tmp_path / "filled", format=fmt.name, handler_registry={"NPY_SEQ": NumpySeqHandler})
+    assert fmt.info(tmp_path / "filled", uid).status == "success"
+
+
+def test_external_data_without_a_handler_stops_the_scan_at_its_resource_with_on_error_raise(
+    RE, tmp_path, fmt
+):
+    RE.subscribe(fmt.writer(tmp_path, on_error="raise"))
+    with pytest.raises(DocumentError, match=r"spec 'NPY_SEQ', which no handler reads; pass handler_registry"):
+        RE(bp.count([img], 3))
+
+
+def test_a_datum_that_fails_to_load_costs_only_its_reading(RE, record, tmp_path, fmt):
+    RE(bp.count([img, det], 3))
+    missing = next(d for n, d in record if n == "datum")["datum_id"]  # its event refers to no datum
+    docs = [(n, d) for n, d in record if not (n == "datum" and d["datum_id"] == missing)]
+    export(docs, tmp_path, format=fmt.name, handler_registry={"NPY_SEQ": NumpySeqHandler})
+    uid = record[0][1]["uid"]
+    assert fmt.info(tmp_path, uid).status == "partial"
+    assert fmt.readings(tmp_path, uid).seq_nums() == [1, 2, 3]
+    assert_quarantined(fmt, tmp_path, uid, [(1, "img", missing)])
+    (kept,) = fmt.readings(tmp_path, uid, "primary_quarantine").rows
+    assert missing in kept.data["reason"] and "UnresolvableForeignKeyError" in kept.data["reason"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
