@@ -1,9 +1,11 @@
-"""A corpus of real document streams: bluesky's own plans run by a real RunEngine on ophyd.sim devices.
+"""A corpus of real document streams: bluesky's own plans run by a real RunEngine on ophyd.sim
+devices, on ophyd-async's simulated devices, and on this package's simulated instrument.
 
 Each entry of :data:`RECORDINGS` is a plan factory; :func:`record` runs it in a fresh RunEngine and
 returns the ``(name, doc)`` pairs it emitted. Add a recording by adding an entry (a name and a
-function that takes fresh ``ophyd.sim.hw()`` devices and returns a plan); mark it in
-``XFAIL`` of ``tests/test_corpus.py`` if it does not land yet.
+function that takes fresh ``ophyd.sim.hw()`` devices and returns a plan), or to
+:data:`DEVICE_RECORDINGS` for devices made per recording; mark it in ``XFAIL`` of
+``tests/test_corpus.py`` if it does not land yet.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from ophyd.sim import hw
 from ophyd_async.core import StaticFilenameProvider, StaticPathProvider, init_devices
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimMotor, SimPointDetector, SimStage
 from scans import pause_after_saves, run_resuming
+
+from bluesky_zarr.devices import make_sim_instrument
+from bluesky_zarr.plans import nested_scan, wavelength_position_scan
 
 
 def _with_baseline(h: Any, plan: Any) -> Any:
@@ -56,6 +61,11 @@ RECORDINGS: dict[str, Callable[[Any], Any]] = {
     "spiral": lambda h: bp.spiral([h.det4], h.motor1, h.motor2, 0, 0, 1, 1, 0.5, 2),
     "spiral_fermat": lambda h: bp.spiral_fermat([h.det4], h.motor1, h.motor2, 0, 0, 1, 1, 0.5, 1),
     "spiral_square": lambda h: bp.spiral_square([h.det4], h.motor1, h.motor2, 0, 0, 1, 1, 3, 3),
+    "rel_spiral": lambda h: bp.rel_spiral([h.det4], h.motor1, h.motor2, 1, 1, 0.5, 2),
+    "inner_product_scan": lambda h: bp.inner_product_scan([h.det], 3, h.motor1, 0, 1, h.motor2, 1, 2),
+    "x2x_scan": lambda h: bp.x2x_scan([h.det], h.motor1, h.motor2, 0, 1, 3),
+    "rel_log_scan": lambda h: bp.rel_log_scan([h.det], h.motor1, 0, 1, 3),
+    "fly": lambda h: bp.fly([h.flyer1]),
     "scan_nd": lambda h: bp.scan_nd(
         [h.det4], cycler(h.motor1, [1.0, 2.0, 3.0]) * cycler(h.motor2, [0.0, 1.0])
     ),
@@ -78,7 +88,7 @@ def record(name: str) -> list[tuple[str, Any]]:
     return docs
 
 
-# --- ophyd-async simulated devices ----------------------------------------------------------------
+# --- devices made for each recording: ophyd-async's simulated ones, this package's instrument ------
 
 
 def _async_grid(tmp: Path) -> Any:
@@ -97,17 +107,48 @@ def _async_blob(tmp: Path) -> Any:
     return bp.scan([blob], motor, 0, 1, 3)
 
 
-ASYNC_RECORDINGS: dict[str, Callable[[Path], Any]] = {
+def _lab() -> Any:
+    return make_sim_instrument(shape=(8, 6), exposure_time=0.001, fast=True)
+
+
+def _own_wavelength_position(tmp: Path) -> Any:
+    lab = _lab()
+    return wavelength_position_scan(
+        lab.detectors, lab.laser, (700, 720, 3), lab.stage, (0, 1, 2), snake=True, baseline=[lab.laser]
+    )
+
+
+def _own_nested_3d(tmp: Path) -> Any:
+    lab, h = _lab(), hw()
+    return nested_scan(
+        [lab.power_meter, lab.camera],
+        (h.motor1, [0.0, 1.0]),
+        (lab.laser, 700, 710, 2),
+        (lab.stage, [0.5, -0.5, 0.0]),
+        snake=True,
+    )
+
+
+def _own_grid_scan(tmp: Path) -> Any:  # bluesky's own plan on this package's devices
+    lab = _lab()
+    return bp.grid_scan([lab.power_meter], lab.laser, 700, 705, 2, lab.stage, 0, 1, 3)
+
+
+DEVICE_RECORDINGS: dict[str, Callable[[Path], Any]] = {
     "async-grid_scan-point": _async_grid,
     "async-scan-blob": _async_blob,
+    "own-wavelength_position_scan": _own_wavelength_position,
+    "own-nested_scan-3d": _own_nested_3d,
+    "own-grid_scan": _own_grid_scan,
 }
-"""Recordings on ophyd-async sim devices; the blob detector writes a real HDF5 file under ``tmp``."""
+"""Recordings on devices made for each: ophyd-async's (the blob detector writes a real HDF5 file
+under ``tmp``) and this package's simulated instrument, in its nested scans and bluesky's plans."""
 
 
-def record_async(name: str, tmp: Path) -> list[tuple[str, Any]]:
-    """The documents one ophyd-async recording emits, run in a fresh RunEngine."""
+def record_devices(name: str, tmp: Path) -> list[tuple[str, Any]]:
+    """The documents one recording of :data:`DEVICE_RECORDINGS` emits, run in a fresh RunEngine."""
     RE = RunEngine({}, call_returns_result=False)
     docs: list[tuple[str, Any]] = []
     RE.subscribe(lambda n, d: docs.append((n, d)))
-    RE(ASYNC_RECORDINGS[name](tmp))
+    RE(DEVICE_RECORDINGS[name](tmp))
     return docs

@@ -13,9 +13,15 @@ from ophyd.sim import SynAxis
 
 
 def events(documents: list[tuple[str, Any]], stream: str = "primary") -> list[dict[str, Any]]:
-    """The events of one stream, in the order they came."""
+    """The events of one stream, in the order they came (those of event pages unpacked)."""
     uids = {d["uid"] for n, d in documents if n == "descriptor" and d["name"] == stream}
-    return [d for n, d in documents if n == "event" and d["descriptor"] in uids]
+    found: list[dict[str, Any]] = []
+    for name, doc in documents:
+        if name == "event" and doc["descriptor"] in uids:
+            found.append(doc)
+        elif name == "event_page" and doc["descriptor"] in uids:
+            found.extend(event_model.unpack_event_page(doc))
+    return found
 
 
 def as_pages(documents: list[tuple[str, Any]], size: int) -> Iterator[tuple[str, Any]]:

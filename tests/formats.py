@@ -323,6 +323,14 @@ class TableOutput(OutputFormat):
     def stream_file(self, directory: Path, prefix: str, stream: str = "primary") -> Path:
         return self.output(directory, prefix) / f"{stream}{self.suffix}"
 
+    def any_stream(self, directory: Path, prefix: str) -> str:
+        """A stream of the run, for what every stream's table says alike (status, start, stop):
+        ``primary``, or the first one of a run without it (a fly scan's)."""
+        found = sorted(
+            p.name.removesuffix(self.suffix) for p in self.output(directory, prefix).glob(f"*{self.suffix}")
+        )
+        return "primary" if "primary" in found or not found else found[0]
+
     def grid(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, Any]:
         """The ``grid`` of the finished table's metadata."""
         return self.readings_views(directory, prefix, stream).metadata()["grid"]  # type: ignore[no-any-return]
@@ -357,7 +365,8 @@ class ParquetOutput(TableOutput):
     status_after_kill = "incomplete"  # what finalize_parquet records for a run with no stop
 
     def info(self, directory: Path, prefix: str) -> RunInfo:
-        return _run_info(read_parquet(self.stream_file(directory, prefix)).metadata())
+        stream = self.any_stream(directory, prefix)
+        return _run_info(read_parquet(self.stream_file(directory, prefix, stream)).metadata())
 
     def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         return table_readings(self.readings_views(directory, prefix, stream))
@@ -397,7 +406,7 @@ class ArrowOutput(TableOutput):
 
     def info(self, directory: Path, prefix: str) -> RunInfo:
         """The last batch's custom metadata once the stream ended, else the schema's."""
-        path = self.pieces(directory, prefix)[-1]
+        path = self.pieces(directory, prefix, self.any_stream(directory, prefix))[-1]
         batches = whole_batches(path)
         end = batches[-1][1] if batches and "status" in batches[-1][1] else {}
         schema = stream_metadata(path)

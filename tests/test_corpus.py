@@ -14,11 +14,12 @@ To add a recording: add an entry to ``corpus.RECORDINGS``. If it does not land t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
-from corpus import ASYNC_RECORDINGS, RECORDINGS, record, record_async
-from documents import as_pages, events
+from corpus import DEVICE_RECORDINGS, RECORDINGS, record, record_devices
+from documents import as_pages, events, expected_indices
 from formats import FORMATS, OutputFormat, assert_holds
 from ophyd.sim import NumpySeqHandler
 from stock import assert_exports_to_netcdf
@@ -40,7 +41,7 @@ def recordings() -> dict[str, list[tuple[str, Any]]]:
 
 def _cases() -> list[Any]:
     cases = []
-    for name in [*RECORDINGS, *ASYNC_RECORDINGS]:
+    for name in [*RECORDINGS, *DEVICE_RECORDINGS]:
         for fmt in FORMATS:
             for pages in (False, True):
                 marks = []
@@ -70,7 +71,7 @@ def test_recording_lands_with_every_event(
 ) -> None:
     if name not in recordings:
         recordings[name] = (
-            record_async(name, tmp_path_factory.mktemp(name)) if name in ASYNC_RECORDINGS else record(name)
+            record_devices(name, tmp_path_factory.mktemp(name)) if name in DEVICE_RECORDINGS else record(name)
         )
     docs = recordings[name]
     start = docs[0][1]
@@ -89,6 +90,12 @@ def test_recording_lands_with_every_event(
             if "external" in v
         }
         keys = sorted(set(evs[0]["data"]) - external) if evs else []
-        assert_holds(fmt.readings(tmp_path, start["uid"], stream), evs, keys)
+        readings = fmt.readings(tmp_path, start["uid"], stream)
+        assert_holds(readings, evs, keys)
+        shape = start.get("shape")
+        if stream == "primary" and shape and len(evs) <= math.prod(shape):  # each on its grid point
+            snake = [False, *(start.get("snaking") or [False] * len(shape))[1:]]
+            index = {r.seq_num: r.index for r in readings.rows}
+            assert [index[e["seq_num"]] for e in evs] == expected_indices(list(shape), snake)[: len(evs)]
     if fmt.name == "zarr" and not pages:  # a collaborator's NetCDF, from every recording
         assert_exports_to_netcdf(fmt.output(tmp_path, start["uid"]), tmp_path)
