@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._errors import DocumentError
 from ..sinks import Format, OnError
 from ._writer import Writer
 
@@ -53,6 +54,12 @@ def export(
     on_error, frame_timeout
         What a reading that cannot be stored costs, and how long to wait for a detector's file to
         hold a frame: see :class:`~bluesky_zarr.Writer`.
+
+    Raises
+    ------
+    DocumentError
+        Some documents belong to a run whose start document is not among them (after every
+        other run is written).
     """
     formats = [format] if isinstance(format, Format | str) else list(format)
     with Writer(
@@ -65,4 +72,10 @@ def export(
         frame_timeout=frame_timeout,
     ) as writer:
         feed(writer, documents)
+    if writer.left_out:
+        runs = ", ".join(f"{uid} ({n} documents)" for uid, n in writer.left_out.items())
+        raise DocumentError(
+            f"the documents hold no start document of run(s) {runs}, so those were not written; the "
+            f"other runs were ({writer.artifacts}). Give export() every document of a run, from its start"
+        )
     return writer.artifacts

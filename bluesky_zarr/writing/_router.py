@@ -255,8 +255,11 @@ class Router:
         self.by_stream_resource: dict[str, RunFanOut] = {}
         self.unknown: dict[str, int] = {}
         """a run this writer never saw start (it joined late) -> its documents left out so far"""
-        self._unknown_descriptors: dict[str, str] = {}
-        """descriptor uid of such a run -> how the run is named"""
+        self._parents: dict[str, str] = {}
+        """descriptor or stream_resource uid of such a run -> how the run is named"""
+        self._orphans: set[str] = set()
+        """names of such runs known only by a descriptor or stream_resource so far (from their events
+        or stream_datums): the next document that names an unknown run names theirs"""
 
     def __call__(self, name: str, doc: Any) -> None:
         handler = getattr(self, f"_{name}", None)
@@ -271,32 +274,42 @@ class Router:
         run = self.runs[uid] = self.writer.open_run(uid, doc)
         run.send("start", doc)
 
-    def _run_of(self, doc: Any, key: str, table: dict[str, RunFanOut], what: str) -> RunFanOut | None:
-        """The run ``doc`` belongs to; ``None`` for a run reported unknown already (counted, not raised).
+    def _run_of(
+        self, doc: Any, key: str, table: dict[str, RunFanOut], what: str, count: int = 1
+    ) -> RunFanOut | None:
+        """The run ``doc`` belongs to; ``None`` for a run whose start this writer never saw.
 
-        The first document of a run whose start this writer never saw (a service that joined
-        late) is an error; the rest of that run's documents are counted, not each raised.
+        Such a run (a service that joined late, a writer subscribed mid-scan) is reported once, as
+        a warning at its first document, never raised: the scan goes on, and the writer writes the
+        runs whose start it sees. Its documents are counted in :attr:`unknown`.
         """
         ref = doc.get(key)
         run = table.get(ref) if isinstance(ref, str) else None
         if run is not None:
             return run
-        if key == "descriptor":
-            name = self._unknown_descriptors.get(str(ref), f"of descriptor {ref}")
-        else:
+        if key == "run_start":
             name = str(ref)
-        if what == "descriptor":
-            self._unknown_descriptors[str(doc.get("uid"))] = name
-        if name in self.unknown:
-            self.unknown[name] += 1
-            return None
-        self.unknown[name] = 1
-        raise DocumentError(
-            f"run {name}: a {what} document of a run whose start document this writer never received "
-            "(was it subscribed after the run began?); nothing of this run is written, and its later "
-            "documents are left out without another error. Give the writer every document of a run, "
-            "from its start (export() writes a saved run)"
-        )
+            if name not in self.unknown and self._orphans:  # the run their documents belong to, at last
+                self.unknown[name] = sum(self.unknown.pop(orphan) for orphan in self._orphans)
+                self._parents = {k: name if v in self._orphans else v for k, v in self._parents.items()}
+                self._orphans.clear()
+        else:  # an event names its descriptor, a stream_datum its stream_resource: not the run
+            name = self._parents.get(str(ref), "")
+            if not name:
+                name = f"of {key} {ref}"
+                self._orphans.add(name)
+        if what in ("descriptor", "stream_resource"):
+            self._parents[str(doc.get("uid"))] = name
+        if name not in self.unknown:
+            logger.warning(
+                "run %s: a %s document of a run whose start document this writer never received (was it "
+                "subscribed after the run began?); nothing of this run is written, and its later documents "
+                "are left out without another warning. The next run whose start it receives is written; "
+                "export() writes a saved run whole",
+                name, what,
+            )  # fmt: skip
+        self.unknown[name] = self.unknown.get(name, 0) + count
+        return None
 
     def _descriptor(self, doc: EventDescriptor) -> None:
         run = self._run_of(doc, "run_start", self.runs, "descriptor")
@@ -306,7 +319,7 @@ class Router:
 
     def events(self, name: str, docs: Sequence[Any]) -> None:
         """Consecutive events, or event pages, of one descriptor."""
-        run = self._run_of(docs[0], "descriptor", self.by_descriptor, name)
+        run = self._run_of(docs[0], "descriptor", self.by_descriptor, name, len(docs))
         if run is None:
             return
         if name == "event":

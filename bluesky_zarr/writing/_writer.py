@@ -98,6 +98,10 @@ class Writer:
     artifacts : dict[str, list[pathlib.Path]]
         The files and stores written, by format label (the suitcase convention). Table formats
         list their per-stream files, Zarr its stores.
+    left_out : dict[str, int]
+        Runs whose start document this writer never received (it was subscribed, or a service
+        started, after they began) -> how many of their documents it left out. Each is reported
+        once, as a warning on the ``bluesky_zarr`` logger, and never stops a scan.
     """
 
     def __init__(
@@ -145,6 +149,10 @@ class Writer:
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
         self._thread.start()
         atexit.register(_close_at_exit, weakref.ref(self))
+
+    @property
+    def left_out(self) -> dict[str, int]:
+        return dict(self._router.unknown)
 
     def __repr__(self) -> str:
         formats = ", ".join(repr(f) for f in self.formats)

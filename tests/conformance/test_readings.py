@@ -134,7 +134,9 @@ def test_external_data_without_a_handler_stops_the_scan_at_its_resource_with_on_
     RE, tmp_path, fmt
 ):
     RE.subscribe(fmt.writer(tmp_path, on_error="raise"))
-    with pytest.raises(DocumentError, match=r"spec 'NPY_SEQ', which no handler reads; pass handler_registry"):
+    # raised at the next document after the resource; the scan's stop may surface the first
+    # event's refusal instead, which names the spec the same way
+    with pytest.raises(DocumentError, match=r"spec 'NPY_SEQ', which no handler reads"):
         RE(bp.count([img], 3))
 
 
