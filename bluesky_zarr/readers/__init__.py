@@ -1,5 +1,6 @@
 """Reading stored runs back: :func:`open_run` gives an :class:`xarray.DataTree`."""
 
+from ._inspect import inspect_run
 from ._open_run import open_run
 
-__all__ = ["open_run"]
+__all__ = ["inspect_run", "open_run"]

@@ -7,6 +7,7 @@ page) -> :class:`Router` (the run, external data filled) -> :class:`RunFanOut` (
 """
 
 from ._buffer import DocumentBuffer
+from ._document_files import document_files, read_document_file
 from ._export import export, feed
 from ._router import Router, RunFanOut
 from ._writer import Writer, WriterOptions
@@ -21,6 +22,8 @@ __all__ = [
     "Writer",
     "WriterOptions",
     "ZarrWriter",
+    "document_files",
     "export",
     "feed",
+    "read_document_file",
 ]

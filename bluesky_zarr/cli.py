@@ -1,0 +1,172 @@
+"""The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output.
+
+Exit codes: 0 when everything asked for was done (runs already exported are skipped, not an
+error); 1 when some run or path failed (each is reported, the others go on); 2 for a usage
+error (argparse's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import BlueskyZarrError, StoreExistsError
+from .readers import inspect_run
+from .writing import document_files, export, read_document_file
+
+__all__ = ["main"]
+
+FORMATS = ("zarr", "parquet", "arrow")
+
+
+def _export(args: argparse.Namespace) -> int:
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        choices = ", ".join(FORMATS)
+        print(
+            f"bluesky-zarr export: unknown format(s) {', '.join(unknown)}; choose from {choices}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        files = document_files(args.source)
+    except (FileNotFoundError, BlueskyZarrError) as err:
+        print(f"bluesky-zarr export: {err}", file=sys.stderr)
+        return 1
+    failed = 0
+    for number, path in enumerate(files, start=1):
+        where = f"[{number}/{len(files)}] {path.name}"
+        try:
+            artifacts = export(
+                read_document_file(path), args.dest, args.file_prefix, format=formats, overwrite=False
+            )
+        except StoreExistsError as err:
+            print(f"{where}: skipped, already exported ({err})", file=sys.stderr)
+            continue
+        except Exception as err:  # one bad run is reported, the others go on
+            failed += 1
+            print(f"{where}: FAILED: {err}", file=sys.stderr)
+            continue
+        written = ", ".join(str(p) for paths in artifacts.values() for p in paths)
+        print(f"{where}: wrote {written}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000  # type: ignore[assignment]
+    return ""
+
+
+def _describe(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['path']}: {summary['format']}, run {summary.get('uid')} ({summary.get('plan_name')}), "
+        f"status {summary.get('status')}, {_size(summary.get('bytes') or 0)}"
+    ]
+    for what in ("errors", "quarantined"):
+        for line in summary.get(what) or []:
+            lines.append(f"  {what[:-1] if what == 'errors' else what}: {line}")
+    for name, stream in summary["streams"].items():
+        said = []
+        grid = stream.get("grid")
+        if grid and grid.get("shape"):
+            said.append(
+                "grid " + " x ".join(f"{d} {n}" for d, n in zip(grid["dims"], grid["shape"], strict=False))
+            )
+        if stream.get("points_written") is not None:
+            said.append(f"{stream['points_written']} of {stream['points']} points written")
+        if "events" in stream:
+            said.append(f"{stream['events']} events")
+        if "rows" in stream:
+            parts = (
+                f" ({stream['unmerged_parts']} parts not merged yet)" if stream.get("unmerged_parts") else ""
+            )
+            said.append(f"{stream['rows']} rows in {stream['file']}{parts}, {_size(stream['bytes'])}")
+        lines.append(f"  stream {name}: {', '.join(said)}")
+        for array, info in (stream.get("arrays") or stream.get("columns") or {}).items():
+            if "dims" in info:  # a Zarr array
+                codecs = " + ".join(info["codecs"]) or "no compression"
+                shards = f", shards {info['shards']}" if info["shards"] else ""
+                lines.append(
+                    f"    {array:<24} {info['dtype']:<8} ({', '.join(info['dims'] or [])}) {info['shape']}, "
+                    f"chunks {info['chunks']}{shards}, {codecs}, {_size(info['bytes'])}"
+                )
+            else:
+                shape = f" {info['shape']}" if info["shape"] else ""
+                lines.append(f"    {array:<24} {info['dtype']}{shape}")
+    return "\n".join(lines)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    failed = 0
+    summaries = []
+    for path in args.paths:
+        try:
+            summaries.append(inspect_run(path))
+        except (OSError, BlueskyZarrError, ValueError) as err:
+            failed += 1
+            print(f"bluesky-zarr inspect: {err}", file=sys.stderr)
+    if args.json:
+        one = summaries[0] if summaries else None
+        print(json.dumps(summaries if len(args.paths) > 1 else one, indent=2))
+    else:
+        print("\n\n".join(_describe(s) for s in summaries))
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="bluesky-zarr",
+        description="Write bluesky runs to Zarr, Parquet and Arrow IPC, and look at them.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export_ = commands.add_parser(
+        "export",
+        help="write saved document files (suitcase-jsonl, suitcase-msgpack) as Zarr, Parquet or Arrow IPC",
+        description="Write each run of SOURCE (a .jsonl or .msgpack document file, or a directory of "
+        "them: one run per file) into DEST. A run already exported is skipped, never overwritten; a "
+        "run that fails is reported and the others go on (exit code 1).",
+    )
+    export_.add_argument("source", type=Path, help="a document file, or a directory of them")
+    export_.add_argument("dest", type=Path, help="the directory the outputs go into (made if missing)")
+    export_.add_argument(
+        "--format",
+        default="zarr",
+        help=f"one or more of {', '.join(FORMATS)}, comma separated (default zarr)",
+    )
+    export_.add_argument(
+        "--file-prefix",
+        default="{start[uid]}",
+        help="names each output, from the start document (default {start[uid]})",
+    )
+    export_.set_defaults(run=_export)
+
+    inspect_ = commands.add_parser(
+        "inspect",
+        help="what a run's output holds: status, streams, grid and points written, arrays, sizes",
+        description="Summarize one or more runs' outputs (a <run>.zarr store, or a <run>/ directory of "
+        "Parquet or Arrow IPC files): status, errors, streams, the grid and how many of its points "
+        "hold data, and each array's shape, dtype, chunks, shards, codecs and size on disk. Safe on a "
+        "run that is still being written.",
+    )
+    inspect_.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a run's store or directory")
+    inspect_.add_argument("--json", action="store_true", help="print JSON instead of text")
+    inspect_.set_defaults(run=_inspect)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The ``bluesky-zarr`` command line, driven as a user drives it: a subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import suitcase.jsonl
+import suitcase.msgpack
+import xarray as xr
+from bluesky import plans as bp
+from documents import events
+from formats import FORMATS, assert_holds
+from ophyd.sim import det, det4, motor1, motor2
+from stand_ins import FrameCounter
+from stock import open_stream, variables_by_data_key
+
+from bluesky_zarr.devices import make_sim_instrument
+from bluesky_zarr.plans import wavelength_position_scan
+
+CLI = [sys.executable, "-m", "bluesky_zarr.cli"]
+
+
+def bluesky_zarr(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def runs_of(record):
+    """The documents of each run, in order."""
+    runs = []
+    for name, doc in record:
+        if name == "start":
+            runs.append([])
+        runs[-1].append((name, doc))
+    return runs
+
+
+@pytest.fixture
+def saved(RE, record, tmp_path):
+    """Three runs saved as suitcase-jsonl and suitcase-msgpack files (a grid of frames, a 1-D scan,
+    a count), with the documents of each."""
+    RE(bp.grid_scan([det4, FrameCounter()], motor1, -1, 1, 3, motor2, 0, 1, 2))
+    RE(bp.scan([det], motor1, 0, 1, 4))
+    RE(bp.count([det], 2))
+    runs = runs_of(record)
+    directory = tmp_path / "saved"
+    for i, docs in enumerate(runs):
+        (suitcase.jsonl if i % 2 == 0 else suitcase.msgpack).export(docs, directory)
+    return directory, runs
+
+
+def test_every_subcommand_has_help():
+    for command in ([], ["export"], ["inspect"]):
+        done = bluesky_zarr(*command, "--help")
+        assert done.returncode == 0 and "usage: bluesky-zarr" in done.stdout
+    assert bluesky_zarr().returncode == 2  # no subcommand: a usage error
+
+
+def test_export_writes_every_saved_run_and_skips_those_already_exported(saved, tmp_path):
+    directory, runs = saved
+    out = tmp_path / "out"
+    done = bluesky_zarr("export", directory, out, "--format", "zarr,parquet")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("wrote") == 3 and "[3/3]" in done.stderr
+    for docs in runs:
+        uid = docs[0][1]["uid"]
+        for fmt in (f for f in FORMATS if f.name in ("zarr", "parquet")):
+            assert fmt.info(out, uid).status == "success"
+            keys = sorted(events(docs)[0]["data"])
+            assert_holds(fmt.readings(out, uid), events(docs), keys)
+    grid = open_stream(out / f"{runs[0][0][1]['uid']}.zarr")
+    assert grid["cam"].shape == (3, 2, 6, 4)  # on the scan's grid
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = bluesky_zarr("export", directory, out, "--format", "zarr,parquet")
+    assert again.returncode == 0 and again.stderr.count("skipped, already exported") == 3
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamp  # nothing rewritten
+
+
+def test_export_reports_a_bad_file_and_writes_the_others(saved, tmp_path):
+    directory, runs = saved
+    broken = sorted(directory.glob("*.jsonl"))[0]
+    lines = broken.read_text().splitlines()
+    broken.write_text("\n".join([*lines[:3], lines[3][:20], *lines[4:]]) + "\n")  # a torn line
+    out = tmp_path / "out"
+    done = bluesky_zarr("export", directory, out)
+    assert done.returncode == 1
+    assert f"{broken}, line 4: not JSON" in done.stderr and done.stderr.count("wrote") == 2
+    for docs in runs:
+        store = out / f"{docs[0][1]['uid']}.zarr"
+        status = json.loads((store / "zarr.json").read_text())["attributes"]["status"]
+        if broken.stem == docs[0][1]["uid"]:
+            assert status != "success"  # its first events are kept, and it does not claim more
+        else:
+            assert status == "success"
+
+
+def test_export_of_a_path_that_holds_no_documents_is_a_clear_error(tmp_path):
+    done = bluesky_zarr("export", tmp_path, tmp_path / "out")
+    assert done.returncode == 1 and "holds no document file" in done.stderr
+    assert bluesky_zarr("export", tmp_path, tmp_path / "out", "--format", "hdf4").returncode == 2
+
+
+def test_inspect_says_what_a_nested_scan_holds(RE, tmp_path):
+    lab = make_sim_instrument(shape=(16, 12), exposure_time=0.001, fast=True)
+    from bluesky_zarr import Parquet, Writer, Zarr
+
+    RE.subscribe(Writer(tmp_path, Zarr(), Parquet(data_keys="scalars"), file_prefix="run"))
+    RE(wavelength_position_scan(lab.detectors, lab.laser, (700, 720, 3), lab.stage, (0, 1, 2)))
+    done = bluesky_zarr("inspect", tmp_path / "run.zarr", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "status success" in done.stdout
+        and "grid wavelength 3 x position 2, 6 of 6 points written" in done.stdout
+    )
+    assert "camera_image             uint16   (wavelength, position, y, x) [3, 2, 16, 12]" in done.stdout
+    assert "6 rows in primary.parquet" in done.stdout
+    summary = json.loads(bluesky_zarr("inspect", "--json", tmp_path / "run.zarr").stdout)
+    ds = xr.open_zarr(tmp_path / "run.zarr", group="primary")
+    image = summary["streams"]["primary"]["arrays"]["camera_image"]
+    assert image["shape"] == list(ds.camera_image.shape) and image["dtype"] == "uint16"
+    assert image["dims"] == list(ds.camera_image.dims)
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "run.zarr" / "primary" / "camera_image").rglob("*"))
+    assert image["bytes"] == on_disk
+    table = json.loads(bluesky_zarr("inspect", "--json", tmp_path / "run").stdout)
+    assert table["streams"]["primary"]["rows"] == pq.read_table(tmp_path / "run" / "primary.parquet").num_rows
+    assert table["status"] == "success" and table["uid"] == summary["uid"]
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow"])
+def test_inspect_a_killed_run(killed, fmt):
+    directory = killed(fmt)
+    path = directory / ("crash.zarr" if fmt == "zarr" else "crash")
+    done = bluesky_zarr("inspect", "--json", path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "running"  # what the store says: the writer is gone, nobody finished it
+    primary = summary["streams"]["primary"]
+    if fmt == "zarr":
+        written = int(np.count_nonzero(open_stream(path)["written"].values))
+        assert 0 < primary["points_written"] == written < primary["points"]
+        assert set(variables_by_data_key(open_stream(path))) <= {
+            a["data_key"] for a in primary["arrays"].values()
+        }
+    else:
+        assert primary["rows"] > 0
+
+
+def test_inspect_of_something_else_is_a_clear_error(tmp_path):
+    shutil.copy(__file__, tmp_path / "notes.txt")
+    done = bluesky_zarr("inspect", tmp_path)
+    assert done.returncode == 1 and "neither a run's Zarr store" in done.stderr
