@@ -17,7 +17,7 @@ from ._errors import (
     WriteError,
 )
 from .layout import propose_chunks
-from .readers import open_run
+from .readers import inspect_run, open_run, quick_look
 from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
 from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
 
@@ -40,7 +40,9 @@ __all__ = [
     "ZarrWriter",
     "export",
     "finalize_parquet",
+    "inspect_run",
     "open_run",
     "propose_chunks",
+    "quick_look",
     "to_json",
 ]

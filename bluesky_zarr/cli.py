@@ -1,4 +1,5 @@
-"""The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output.
+"""The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output, ``plot``
+a quick look.
 
 Exit codes: 0 when everything asked for was done (runs already exported are skipped, not an
 error); 1 when some run or path failed (each is reported, the others go on); 2 for a usage
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BlueskyZarrError, StoreExistsError
-from .readers import inspect_run
+from .readers import inspect_run, quick_look
 from .writing import document_files, export, read_document_file
 
 __all__ = ["main"]
@@ -121,6 +122,25 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _point(text: str) -> tuple[str, float]:
+    dim, _, value = text.partition("=")
+    try:
+        return dim.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give DIM=VALUE, e.g. wavelength=750; not {text!r}") from None
+
+
+def _plot(args: argparse.Namespace) -> int:
+    output = args.output if args.output is not None else Path(f"{args.path.stem}.png")
+    try:
+        quick_look(args.path, args.key, dict(args.sel), stream=args.stream, output=output)
+    except (OSError, BlueskyZarrError) as err:
+        print(f"bluesky-zarr plot: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="bluesky-zarr",
@@ -160,6 +180,22 @@ def parser() -> argparse.ArgumentParser:
     inspect_.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a run's store or directory")
     inspect_.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect_.set_defaults(run=_inspect)
+
+    plot = commands.add_parser(
+        "plot",
+        help="a quick-look PNG: a frame at a grid point and the spectrum along the outer scan axis",
+        description="Draw, from a run's Zarr store, the frame of KEY at the grid point --sel chooses "
+        "(nearest values; a dimension not given is at its first point) and the spectrum: the frame's "
+        "mean along the outer scan axis, at the other dimensions' selected values; axes carry units.",
+    )
+    plot.add_argument("path", type=Path, metavar="PATH", help="a run's <run>.zarr store")
+    plot.add_argument("--key", help="the data key of the frames (default: the stream's first frames)")
+    plot.add_argument(
+        "--sel", type=_point, action="append", default=[], metavar="DIM=VALUE", help="e.g. wavelength=750"
+    )
+    plot.add_argument("--stream", default="primary", help="the grid stream (default primary)")
+    plot.add_argument("-o", "--output", type=Path, help="the PNG to write (default <run>.png here)")
+    plot.set_defaults(run=_plot)
     return top
 
 

@@ -5,7 +5,7 @@ A real bluesky RunEngine drives the simulated laser, stage, camera and power met
 a 256 x 256 uint16 frame at every point. One Writer writes the run as it happens, in one pass:
 the whole run into a Zarr store, which opens in xarray with the scan's dimensions and
 coordinates, and the scalar readings into Parquet tables (experiment/<stream>.parquet) for
-pandas and polars.
+pandas and polars. Then a quick look, experiment.png: a frame and the spectrum along wavelength.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from bluesky import RunEngine
 
-from bluesky_zarr import Parquet, Writer, Zarr, open_run
+from bluesky_zarr import Parquet, Writer, Zarr, open_run, quick_look
 from bluesky_zarr.devices import make_sim_instrument
 from bluesky_zarr.plans import wavelength_position_scan
 
@@ -26,9 +26,10 @@ HERE = Path.cwd()
 
 def main() -> None:
     target = HERE / "experiment.zarr"
-    for earlier in (target, HERE / "experiment"):
+    for earlier in (target, HERE / "experiment", HERE / "experiment.png"):
         if earlier.exists():
-            shutil.rmtree(earlier)  # the demo's own output from an earlier run
+            # the demo's own output from an earlier run
+            shutil.rmtree(earlier) if earlier.is_dir() else earlier.unlink()
     # simulated Ti:sapphire laser, linear stage, 256 x 256 uint16 camera and power meter
     lab = make_sim_instrument(shape=(256, 256), exposure_time=0.005, fast=True)
 
@@ -44,6 +45,8 @@ def main() -> None:
     print(tree)
     value = tree["primary"].camera_image.sel(wavelength=750, position=0).isel(y=128, x=128)
     print(f"\ncamera_image at wavelength 750 nm, position 0, centre pixel: {int(value)} counts")
+    quick_look(target, sel={"wavelength": 750, "position": 0}, output=HERE / "experiment.png")
+    print(f"wrote {HERE / 'experiment.png'}: that frame, and the spectrum along wavelength at position 0")
 
     table = pq.read_table(HERE / "experiment" / "primary.parquet")
     columns = ["seq_num", "wavelength_index", "position_index", "power_meter_power", "camera_mean"]

@@ -55,7 +55,7 @@ def saved(RE, record, tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for command in ([], ["export"], ["inspect"]):
+    for command in ([], ["export"], ["inspect"], ["plot"]):
         done = bluesky_zarr(*command, "--help")
         assert done.returncode == 0 and "usage: bluesky-zarr" in done.stdout
     assert bluesky_zarr().returncode == 2  # no subcommand: a usage error
@@ -154,3 +154,45 @@ def test_inspect_of_something_else_is_a_clear_error(tmp_path):
     shutil.copy(__file__, tmp_path / "notes.txt")
     done = bluesky_zarr("inspect", tmp_path)
     assert done.returncode == 1 and "neither a run's Zarr store" in done.stderr
+
+
+@pytest.fixture
+def nested_run(RE, tmp_path):
+    """A wavelength x position scan of this package's simulated instrument, in a Zarr store."""
+    lab = make_sim_instrument(shape=(24, 32), exposure_time=0.001, fast=True)
+    from bluesky_zarr import ZarrWriter
+
+    RE.subscribe(ZarrWriter(tmp_path, file_prefix="run"))
+    RE(wavelength_position_scan(lab.detectors, lab.laser, (700, 760, 4), lab.stage, (0, 2, 3)))
+    return tmp_path / "run.zarr"
+
+
+def test_quick_look_draws_the_frame_and_the_spectrum_from_the_data(nested_run):
+    from bluesky_zarr import quick_look
+
+    figure = quick_look(nested_run, sel={"wavelength": 741, "position": 1.1})  # nearest: 740, 1
+    frame_axes, spectrum_axes = figure.axes[:2]  # then the colorbar
+    ds = xr.open_zarr(nested_run, group="primary")
+    frame = ds.camera_image.sel(wavelength=740, position=1).values
+    np.testing.assert_array_equal(frame_axes.images[0].get_array(), frame)
+    (line,) = spectrum_axes.lines
+    np.testing.assert_allclose(line.get_xdata(), ds.wavelength.values)
+    expected = ds.camera_image.sel(position=1).mean(dim=["y", "x"]).values
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    assert spectrum_axes.get_xlabel() == "wavelength (nm)"
+    assert spectrum_axes.get_ylabel() == "mean camera_image (counts)"
+    assert "wavelength=740 nm, position=1 mm" in frame_axes.get_title()
+
+
+def test_plot_writes_a_png_of_the_figure(nested_run, tmp_path):
+    import matplotlib.image
+
+    out = tmp_path / "look.png"
+    done = bluesky_zarr("plot", nested_run, "--sel", "wavelength=720", "--key", "camera_image", "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert matplotlib.image.imread(out).shape[:2] == (400, 1000)  # 10 x 4 inches at 100 dpi
+    bad = bluesky_zarr("plot", nested_run, "--sel", "temperature=3", "-o", out)
+    assert bad.returncode == 1 and "no grid dimension ['temperature']" in bad.stderr
+    assert bluesky_zarr("plot", nested_run, "--sel", "wavelength").returncode == 2
+    missing = bluesky_zarr("plot", nested_run, "--key", "nothing", "-o", out)
+    assert missing.returncode == 1 and "no frames of data key 'nothing'" in missing.stderr

@@ -2,5 +2,6 @@
 
 from ._inspect import inspect_run
 from ._open_run import open_run
+from ._quick_look import quick_look
 
-__all__ = ["inspect_run", "open_run"]
+__all__ = ["inspect_run", "open_run", "quick_look"]
