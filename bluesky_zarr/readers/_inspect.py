@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
+from .._encoding import decode_attributes
 from .._errors import RunNotFoundError
 
 __all__ = ["inspect_run"]
@@ -48,17 +49,6 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def _attr(attrs: dict[str, Any], key: str) -> Any:
-    """An attribute, with the JSON text of a document decoded (see the store layout)."""
-    value = attrs.get(key)
-    if isinstance(value, str) and value[:1] in "{[n":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _bytes_under(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -83,7 +73,7 @@ def _zarr_array(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if codecs and codecs[0].get("name") == "sharding_indexed":
         shards, chunks = chunks, codecs[0]["configuration"]["chunk_shape"]
         codecs = codecs[0]["configuration"]["codecs"]
-    key = _attr(meta.get("attributes") or {}, "data_key")
+    key = decode_attributes(meta.get("attributes") or {}).get("data_key")
     return {
         "data_key": key.get("name") if isinstance(key, dict) else None,
         "dims": meta.get("dimension_names"),
@@ -97,30 +87,28 @@ def _zarr_array(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _zarr(store: Path) -> dict[str, Any]:
-    root = _json(store / "zarr.json")
-    attrs = root.get("attributes") or {}
-    start = _attr(attrs, "start") or {}
+    nodes = {p.parent: _json(p) for p in sorted(store.rglob("zarr.json"))}  # every node's, read once
+    attrs = decode_attributes(nodes[store].get("attributes") or {})
+    start = attrs.get("start") or {}
     summary: dict[str, Any] = {
         "path": str(store),
         "format": "zarr",
         "uid": start.get("uid"),
         "plan_name": start.get("plan_name"),
-        **{k: _attr(attrs, k) for k in _RUN_KEYS},
+        **{k: attrs.get(k) for k in _RUN_KEYS},
         "bytes": _bytes_under(store),
         "streams": {},
     }
-    groups = sorted(
-        p.parent for p in store.rglob("zarr.json") if p.parent != store and _json(p)["node_type"] == "group"
-    )
-    for group in groups:
-        name = group.relative_to(store).as_posix()
+    for group, meta in nodes.items():
+        if group == store or meta["node_type"] != "group":
+            continue
         stream: dict[str, Any] = {}
-        grid = _attr(_json(group / "zarr.json").get("attributes") or {}, "grid")
-        arrays = {}
-        for meta_path in sorted(group.glob("*/zarr.json")):
-            meta = _json(meta_path)
-            if meta["node_type"] == "array":
-                arrays[meta_path.parent.name] = _zarr_array(meta_path.parent, meta)
+        grid = decode_attributes(meta.get("attributes") or {}).get("grid")
+        arrays = {
+            path.name: _zarr_array(path, node)
+            for path, node in nodes.items()
+            if path.parent == group and node["node_type"] == "array"
+        }
         if isinstance(grid, dict):
             stream["grid"] = {"dims": grid.get("dims"), "shape": grid.get("shape")}
             stream["points"] = int(np.prod(grid.get("shape") or []))
@@ -130,7 +118,7 @@ def _zarr(store: Path) -> dict[str, Any]:
         elif "time" in arrays:
             stream["events"] = int(arrays["time"]["shape"][0])
         stream["arrays"] = arrays
-        summary["streams"][name] = stream
+        summary["streams"][group.relative_to(store).as_posix()] = stream
     return summary
 
 

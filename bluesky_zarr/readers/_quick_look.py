@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from .._encoding import decode_attributes
 from .._errors import BlueskyZarrError
 from ._open_run import open_run
 
@@ -20,11 +20,8 @@ __all__ = ["quick_look"]
 
 
 def _data_key(variable: xr.DataArray) -> str | None:
-    text = variable.attrs.get("data_key")
-    try:
-        return json.loads(text).get("name") if isinstance(text, str) else None
-    except ValueError:
-        return None
+    key = decode_attributes(variable.attrs).get("data_key")
+    return key.get("name") if isinstance(key, dict) else None
 
 
 def _frame_variable(ds: xr.Dataset, dims: list[str], key: str | None) -> str:
@@ -93,10 +90,10 @@ def quick_look(
     from matplotlib.figure import Figure
 
     ds = open_run(path)[stream].to_dataset()
-    grid = ds.attrs.get("grid")
-    if not isinstance(grid, str):
+    grid = decode_attributes(ds.attrs).get("grid")
+    if not isinstance(grid, dict):
         raise BlueskyZarrError(f"{path}: stream {stream!r} is not on a grid; quick_look draws grid scans")
-    dims = list(json.loads(grid)["dims"])
+    dims = list(grid["dims"])
     name = _frame_variable(ds, dims, key)
     unknown = sorted(set(sel or {}) - set(dims))
     if unknown:
