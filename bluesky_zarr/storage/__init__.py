@@ -2,10 +2,13 @@
 
 :class:`Storage` is the interface every format writes through (whole objects put atomically,
 objects filled in place, durability at ``sync``, errors wrapped once); :class:`LocalStorage`
-implements it on a local file system.
+implements it on a local file system, :class:`S3Storage` on an S3-compatible object store;
+:func:`open_storage` makes the one a target (a path, ``file://``, ``s3://``) names.
 """
 
 from ._base import GrowingObject, Storage
 from ._local import LocalStorage
+from ._s3 import S3Storage
+from ._target import SCHEMES, open_storage
 
-__all__ = ["GrowingObject", "LocalStorage", "Storage"]
+__all__ = ["SCHEMES", "GrowingObject", "LocalStorage", "S3Storage", "Storage", "open_storage"]

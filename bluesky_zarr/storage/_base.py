@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 __all__ = ["GrowingObject", "Storage"]
 
@@ -67,6 +68,22 @@ class Storage(ABC):
     @abstractmethod
     def describe(self, key: str) -> str:
         """Where ``key`` is, for messages."""
+
+    @abstractmethod
+    def child(self, name: str) -> Storage:
+        """The storage rooted at ``name`` below this root (one run's output below a writer's target).
+
+        ``name`` is relative and stays below the root; one that would leave it is an
+        :class:`~bluesky_zarr.UnsafePathError`.
+        """
+
+    @abstractmethod
+    def artifact(self, key: str = "") -> Path | str:
+        """What ``artifacts`` lists for ``key``: a local path, or the URL of an object."""
+
+    def zarr_store(self) -> Any:
+        """What a stock Zarr reader opens this root with (a path, or a zarr ``Store``)."""
+        return self.location
 
     # --- the root ---------------------------------------------------------------------------------
 

@@ -1,0 +1,100 @@
+"""The object-store storage against a real S3 server on 127.0.0.1: the storage tests, and a bucket's own."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from s3 import SECRET, every_object, s3_client
+from test_storage import StorageTests
+
+from bluesky_zarr import ConfigurationError, UnsafePathError, WriteError
+from bluesky_zarr.storage import S3Storage, Storage, open_storage
+
+
+class TestS3Storage(StorageTests):
+    @pytest.fixture
+    def storage(self, s3_endpoint: str, bucket: str) -> Storage:
+        return open_storage(f"s3://{bucket}/runs/run", {"endpoint_url": s3_endpoint})
+
+    def raw(self, storage: Storage, key: str) -> bytes | None:
+        assert isinstance(storage, S3Storage)
+        endpoint = storage.options["endpoint_url"]
+        return every_object(endpoint, storage.bucket).get(f"{storage.prefix}/{key}")
+
+    def test_create_refuses_an_existing_root_unless_asked(self, storage: Storage) -> None:
+        """As on a file system, except that a bucket has no empty folders: a root exists once an
+        object is below it (every output puts one at once)."""
+        storage.create()
+        assert not storage.exists()
+        storage.put("a", b"1")
+        assert storage.exists()
+        with pytest.raises(FileExistsError):
+            storage.create()
+        storage.create(exist_ok=True)
+        assert storage.get("a") == b"1"
+        storage.create(overwrite=True)
+        assert storage.get("a") is None and storage.list() == []
+
+    def test_nothing_is_left_below_the_root_but_the_objects(self, storage: Storage) -> None:
+        """No temporary object, no folder marker: a bucket's reader sees only whole objects."""
+        assert isinstance(storage, S3Storage)
+        storage.create()
+        with storage.writer("t.parquet") as file:
+            file.write(b"rows")
+        shard = storage.grow("a/c/0", hidden=True)
+        shard.append(b"chunk")
+        shard.close()
+        assert sorted(every_object(storage.options["endpoint_url"], storage.bucket)) == [
+            "runs/run/a/c/0",
+            "runs/run/t.parquet",
+        ]
+
+    def test_a_child_stays_below_its_root(self, storage: Storage) -> None:
+        assert storage.child("x.zarr").location == f"{storage.location}/x.zarr"
+        for bad in ("../x", "/x", ""):
+            with pytest.raises(UnsafePathError):
+                storage.child(bad)
+
+
+def test_a_missing_bucket_is_an_error_naming_it(s3_endpoint: str, s3_credentials: None) -> None:
+    storage = open_storage("s3://no-such-bucket/runs", {"endpoint_url": s3_endpoint, "max_retries": 0})
+    with pytest.raises(WriteError, match=r"no-such-bucket.*create it first"):
+        storage.create()
+
+
+def test_unknown_options_are_refused_and_named(s3_credentials: None) -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown storage_options \['endpoint'\].*endpoint_url"):
+        open_storage("s3://b/runs", {"endpoint": "http://127.0.0.1:1"})
+
+
+def test_credentials_given_as_options_are_in_no_repr_and_no_pickle(s3_endpoint: str, bucket: str) -> None:
+    storage = open_storage(
+        f"s3://{bucket}/runs", {"endpoint_url": s3_endpoint, "key": "given-key-id", "secret": SECRET}
+    )
+    storage.put("x", b"1")  # the credentials work
+    assert SECRET not in repr(storage) and SECRET not in str(vars(storage))
+    assert SECRET.encode() not in pickle.dumps(storage)
+    again = pickle.loads(pickle.dumps(storage))
+    assert again.get("x") == b"1"  # from the environment's credentials now
+
+
+def test_a_file_url_and_a_path_are_local(tmp_path: Path) -> None:
+    assert open_storage(f"file://{tmp_path}/runs").location == str(tmp_path / "runs")
+    assert open_storage(tmp_path / "runs").location == str(tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    "url", ["gs://bucket/runs", "s3a://bucket/runs", "http://127.0.0.1/x", "file://host/x"]
+)
+def test_a_target_that_cannot_be_written_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="nothing was written"):
+        open_storage(url)
+
+
+def test_a_stock_client_sees_each_object(s3_endpoint: str, bucket: str) -> None:
+    storage = open_storage(f"s3://{bucket}/runs", {"endpoint_url": s3_endpoint})
+    storage.put("g/zarr.json", b"{}")
+    body = s3_client(s3_endpoint).get_object(Bucket=bucket, Key="runs/g/zarr.json")["Body"].read()
+    assert body == b"{}"
