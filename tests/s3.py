@@ -21,7 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
+import zarr
+from bluesky import RunEngine
+from bluesky import plans as bp
 from moto.server import ThreadedMotoServer
+from ophyd.sim import det, motor1, motor2
+from stand_ins import FrameCounter
+
+from bluesky_zarr import Writer
 
 KEY_ID = "bluesky-zarr-test-key-id"
 SECRET = "Sup3r-S3cret-" + uuid.uuid4().hex
@@ -69,6 +76,28 @@ def every_object(endpoint: str, bucket: str) -> dict[str, bytes]:
     return found
 
 
+def grid_run(RE: RunEngine, frames: tuple[int, int] = (6, 4)) -> list[tuple[str, Any]]:
+    """A 3 x 4 grid scan of a camera and a detector, as documents."""
+    documents: list[tuple[str, Any]] = []
+    token = RE.subscribe(lambda name, doc: documents.append((name, doc)))
+    RE(bp.grid_scan([FrameCounter(shape=frames), det], motor1, -1, 1, 3, motor2, 0, 2, 4), sample="LaB6")
+    RE.unsubscribe(token)
+    return documents
+
+
+def feed(writer: Writer, documents: list[tuple[str, Any]]) -> None:
+    with writer:
+        for name, doc in documents:
+            writer(name, doc)
+
+
+def fsspec_store(endpoint: str, url: str) -> zarr.storage.FsspecStore:
+    """A stock zarr store (s3fs) of ``url``, for reading back."""
+    return zarr.storage.FsspecStore.from_url(
+        url, read_only=True, storage_options={"endpoint_url": endpoint, "key": KEY_ID, "secret": SECRET}
+    )
+
+
 @dataclass
 class Faults:
     """What the proxy does to the next requests."""
@@ -82,6 +111,9 @@ class Faults:
     """fail every request with ``status``"""
     only: str | None = None
     """fault only requests of this method (``"PUT"``)"""
+    every: int = 1
+    """fault only every ``every``-th request (of those ``only`` selects)"""
+    seen: int = 0
     forwarded: Counter[str] = field(default_factory=Counter)
     faulted: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,9 +122,12 @@ class Faults:
         with self.lock:
             if self.only is not None and method != self.only:
                 return None
+            self.seen += 1
             if self.outage:
                 self.faulted[method] += 1
                 return "fail"
+            if self.seen % self.every:
+                return None
             if self.fail:
                 self.fail -= 1
                 self.faulted[method] += 1

@@ -26,7 +26,7 @@ from bluesky import RunEngine
 from bluesky import plans as bp
 from obstore.store import S3Store
 from ophyd.sim import det, motor1, motor2
-from s3 import KEY_ID, REGION, SECRET, every_object
+from s3 import KEY_ID, REGION, SECRET, every_object, feed, fsspec_store, grid_run
 from stand_ins import FrameCounter
 from stock import array_paths
 
@@ -40,27 +40,6 @@ from bluesky_zarr import (
     export,
     open_run,
 )
-
-
-def grid_run(RE: RunEngine, frames: tuple[int, int] = (6, 4)) -> list[tuple[str, Any]]:
-    """A 3 x 4 grid scan of a camera and a detector, as documents."""
-    documents: list[tuple[str, Any]] = []
-    token = RE.subscribe(lambda name, doc: documents.append((name, doc)))
-    RE(bp.grid_scan([FrameCounter(shape=frames), det], motor1, -1, 1, 3, motor2, 0, 2, 4), sample="LaB6")
-    RE.unsubscribe(token)
-    return documents
-
-
-def feed(writer: Writer, documents: list[tuple[str, Any]]) -> None:
-    with writer:
-        for name, doc in documents:
-            writer(name, doc)
-
-
-def fsspec_store(endpoint: str, url: str) -> zarr.storage.FsspecStore:
-    return zarr.storage.FsspecStore.from_url(
-        url, read_only=True, storage_options={"endpoint_url": endpoint, "key": KEY_ID, "secret": SECRET}
-    )
 
 
 def object_store(endpoint: str, bucket: str, prefix: str) -> zarr.storage.ObjectStore:
@@ -210,3 +189,40 @@ def test_a_file_url_writes_where_a_path_would(
     assert sorted(os.listdir(tmp_path)) == ["data"]
     with pytest.raises(ConfigurationError, match=r"storage_options .* local target"):
         ZarrWriter(tmp_path, storage_options={"endpoint_url": "http://127.0.0.1:1"})
+
+
+@pytest.mark.parametrize("shards", [None, {"cam": {"motor2": -1}}], ids=["chunks", "shards"])
+def test_a_bucket_reader_sees_only_whole_uploaded_data_at_every_flush(
+    RE: RunEngine, s3_endpoint: str, bucket: str, shards: dict[str, Any] | None
+) -> None:
+    """After every event the writer flushes, and a stock reader of the bucket checks what it sees:
+    each point the ``written`` mask vouches for holds its own frame, never a fill value; a sharded
+    camera is one object per shard, whatever the number of flushes."""
+    url = f"s3://{bucket}/live"
+    chunks = {"cam": {"motor1": 1, "motor2": 1}}  # a frame a chunk
+    writer = ZarrWriter(url, chunks=chunks, shards=shards, storage_options={"endpoint_url": s3_endpoint})
+    seen: list[int] = []
+
+    def check(name: str, doc: Any) -> None:
+        if name != "event":
+            return
+        writer.flush()
+        (store_name,) = {k.split("/")[1] for k in every_object(s3_endpoint, bucket)}
+        primary = xr.open_zarr(
+            fsspec_store(s3_endpoint, f"{url}/{store_name}"),
+            group="primary",
+            zarr_format=3,
+            consolidated=False,
+        )
+        written = primary.written.values
+        frames = primary.cam.values[..., 0, 0]
+        assert (frames[written] > 0).all() and (frames[~written] == 0).all()
+        seen.append(int(written.sum()))
+
+    RE.subscribe(writer)
+    RE.subscribe(check)
+    RE(bp.grid_scan([FrameCounter(), det], motor1, -1, 1, 3, motor2, 0, 2, 4))
+    writer.close()
+    assert seen == list(range(1, 13))  # each event visible right after its flush
+    cam = [k for k in every_object(s3_endpoint, bucket) if "/primary/cam/c" in k]
+    assert len(cam) == (3 if shards else 12)
