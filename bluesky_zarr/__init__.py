@@ -19,6 +19,7 @@ from ._errors import (
 from .layout import propose_chunks
 from .readers import open_run
 from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
+from .storage import finalize_spool
 from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ZarrWriter",
     "export",
     "finalize_parquet",
+    "finalize_spool",
     "open_run",
     "propose_chunks",
     "to_json",

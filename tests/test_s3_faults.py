@@ -7,6 +7,7 @@ answers chosen requests with HTTP 503 or drops their connection without an answe
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from collections.abc import Iterator
@@ -21,7 +22,15 @@ from ophyd.sim import det, motor1, motor2
 from s3 import SECRET, Faults, every_object, fault_proxy, feed, fsspec_store, grid_run
 from stand_ins import FrameCounter
 
-from bluesky_zarr import BlueskyZarrError, ParquetWriter, WriteError, Writer, Zarr, ZarrWriter
+from bluesky_zarr import (
+    BlueskyZarrError,
+    ParquetWriter,
+    WriteError,
+    Writer,
+    Zarr,
+    ZarrWriter,
+    finalize_spool,
+)
 
 FAST_RETRIES = {"max_retries": 4, "init_backoff": 0.01, "max_backoff": 0.05, "retry_timeout": 5.0}
 """bounded retries, short enough for a test"""
@@ -57,10 +66,16 @@ def test_passing_faults_are_retried_and_nothing_is_lost_or_doubled(
 
 
 def test_an_outage_fails_the_run_naming_bucket_and_key_and_what_was_uploaded_stays_readable(
-    RE: RunEngine, s3_endpoint: str, bucket: str, proxy: tuple[str, Faults], caplog: pytest.LogCaptureFixture
+    RE: RunEngine,
+    tmp_path: Path,
+    s3_endpoint: str,
+    bucket: str,
+    proxy: tuple[str, Faults],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """... and what was not uploaded is kept in the spool, which finalize_spool uploads later."""
     endpoint, faults = proxy
-    options = {"endpoint_url": endpoint, **FAST_RETRIES}
+    options = {"endpoint_url": endpoint, "spool": str(tmp_path / "spool"), **FAST_RETRIES}
     writer = ZarrWriter(
         f"s3://{bucket}/runs", chunks={"cam": {"motor1": 1, "motor2": 1}}, storage_options=options
     )
@@ -85,6 +100,8 @@ def test_an_outage_fails_the_run_naming_bucket_and_key_and_what_was_uploaded_sta
     assert f"s3://{bucket}/runs/" in message and f"bucket {bucket!r}" in message, message
     assert "503" in message or "Service" in message, message
     writer.close()  # the errors were raised in the scan already
+    faulted = sum(faults.faulted.values())
+    assert faulted <= 10, "once an upload failed for good, the bucket is not tried again"
     faults.outage = False
     everything = [str(e) for e in _chain(caught.value)] + [caplog.text, repr(writer)]
     assert not [text for text in everything if SECRET in text]
@@ -97,6 +114,25 @@ def test_an_outage_fails_the_run_naming_bucket_and_key_and_what_was_uploaded_sta
     assert written.sum() >= 5
     frames = primary.cam.values[..., 0, 0]
     assert (frames[written] > 0).all() and (frames[~written] == 0).all()
+    root = json.loads(every_object(s3_endpoint, bucket)[f"runs/{store}/zarr.json"])
+    assert root["attributes"]["status"] == "running"  # the bucket could not be told more
+    # the spool holds the rest, and the error said where and what to call
+    spool = tmp_path / "spool" / bucket / "runs" / store
+    assert f"bluesky_zarr.finalize_spool({str(spool)!r})" in "\n".join(
+        "\n".join([str(e), *getattr(e, "__notes__", [])]) for e in _chain(caught.value)
+    )
+    uploaded = finalize_spool(spool)
+    assert uploaded[-1] == f"s3://{bucket}/runs/{store}/zarr.json" and not spool.exists()
+    tree = xr.open_datatree(fsspec_store(s3_endpoint, f"s3://{bucket}/runs/{store}"), engine="zarr")
+    assert tree.attrs["status"] == "fail" and f"bucket {bucket!r}" in str(tree.attrs["errors"])
+    primary = tree["primary"].to_dataset()
+    written_now = primary.written.values
+    assert written_now.sum() >= written.sum()
+    frames = primary.cam.values[..., 0, 0]
+    assert (frames[written_now] > 0).all()  # the mask vouches only for frames in place
+    # the frame whose upload failed is in place too, but the mask, written when it had failed,
+    # does not vouch for it: a frame unvouched for, never a fill value vouched for
+    assert (frames[~written_now] > 0).sum() <= 1
 
 
 def _chain(err: BaseException | None) -> list[BaseException]:

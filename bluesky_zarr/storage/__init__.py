@@ -9,6 +9,15 @@ implements it on a local file system, :class:`S3Storage` on an S3-compatible obj
 from ._base import GrowingObject, Storage
 from ._local import LocalStorage
 from ._s3 import S3Storage
+from ._spool import finalize_spool
 from ._target import SCHEMES, open_storage
 
-__all__ = ["SCHEMES", "GrowingObject", "LocalStorage", "S3Storage", "Storage", "open_storage"]
+__all__ = [
+    "SCHEMES",
+    "GrowingObject",
+    "LocalStorage",
+    "S3Storage",
+    "Storage",
+    "finalize_spool",
+    "open_storage",
+]

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, UnsafePathError, WriteError
 from ._base import Bytes, GrowingObject, Storage
+from ._spool import Spool
 
 __all__ = ["S3Storage"]
 
@@ -141,6 +142,8 @@ class S3Storage(Storage):
         self.options: dict[str, Any] = {**_DEFAULTS, **options}
         """every option but the credentials"""
         self._client: Any = None
+        self._spooling: Spool | None = None
+        """where every object goes once an upload failed for good"""
 
     @classmethod
     def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> S3Storage:
@@ -153,7 +156,7 @@ class S3Storage(Storage):
         return f"S3Storage({self.location!r}" + (f", endpoint_url={endpoint!r})" if endpoint else ")")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None}  # _Secrets pickles as nothing
+        return {**self.__dict__, "_client": None, "_spooling": None}  # _Secrets pickles as nothing
 
     # --- the client -------------------------------------------------------------------------------
 
@@ -339,12 +342,56 @@ class S3Storage(Storage):
     def put(self, key: str, data: Bytes, *, durable: bool = False) -> None:
         import obstore
 
-        with self._wrapped(key):
-            obstore.put(self.client, self._key(key), memoryview(data).cast("B"), use_multipart=False)
+        if self._spooling is not None:
+            self._spooling.put(key, data)
+            return
+        try:
+            with self._wrapped(key):
+                obstore.put(self.client, self._key(key), memoryview(data).cast("B"), use_multipart=False)
+        except WriteError as err:
+            self._spool_from(key, data, err)
 
     def upload(self, key: str, file: BinaryIO) -> None:
         """Upload a whole file-like object from its start: one PUT, or a multipart upload above
-        ``multipart_bytes`` (which S3 shows only once it completes)."""
+        ``multipart_bytes`` (which S3 shows only once it completes). Once an upload failed for
+        good, the object goes to the spool instead."""
+        if self._spooling is not None:
+            self._spooling.put(key, file)
+            return
+        try:
+            self.upload_now(key, file)
+        except WriteError as err:
+            self._spool_from(key, file, err)
+
+    @property
+    def spool_directory(self) -> Path:
+        """Where this root's objects go when the bucket cannot take them."""
+        base = Path(self.options.get("spool") or Path(tempfile.gettempdir()) / "bluesky-zarr-spool")
+        return base / self.bucket / self.prefix
+
+    def _spool_from(self, key: str, data: Bytes | BinaryIO, err: WriteError) -> None:
+        """Keep ``data`` and everything after it in the spool; raise ``err``, which says so."""
+        options = {k: v for k, v in self.options.items() if k not in _SECRET_OPTIONS}
+        try:
+            self._spooling = Spool(self.spool_directory, self.bucket, self.prefix, options)
+            self._spooling.put(key, data)
+        except OSError as spool_err:
+            self._spooling = None
+            err.add_note(f"and it could not be kept in the spool {self.spool_directory}: {spool_err}")
+            raise err from None
+        logger.error("%s: kept in the spool %s from now on", err, self.spool_directory)
+        err.add_note(
+            f"{self.describe(key)} and every object written after it are kept in the spool "
+            f"{self.spool_directory}; once the bucket is reachable, "
+            f"bluesky_zarr.finalize_spool({str(self.spool_directory)!r}) uploads them"
+        )
+        raise err
+
+    def get_spooled(self, key: str) -> bytes | None:
+        return self._spooling.get(key) if self._spooling is not None else None
+
+    def upload_now(self, key: str, file: BinaryIO) -> None:
+        """Upload ``file`` to ``key`` now, or raise."""
         import obstore
 
         size = file.seek(0, io.SEEK_END)
@@ -357,6 +404,9 @@ class S3Storage(Storage):
                 obstore.put(self.client, self._key(key), file.read(), use_multipart=False)
 
     def size(self, key: str) -> int:
+        spooled = self.get_spooled(key)
+        if spooled is not None:
+            return len(spooled)
         with self._wrapped(key, "read"):
             meta = self._head(self._key(key))
         return int(meta["size"]) if meta is not None else 0
@@ -365,6 +415,9 @@ class S3Storage(Storage):
         import obstore
         from obstore.exceptions import NotFoundError
 
+        spooled = self.get_spooled(key)
+        if spooled is not None:
+            return spooled
         with self._wrapped(key, "read"):
             try:
                 return bytes(obstore.get(self.client, self._key(key)).bytes())

@@ -6,10 +6,10 @@ import pickle
 from pathlib import Path
 
 import pytest
-from s3 import SECRET, every_object, s3_client
+from s3 import SECRET, every_object, fault_proxy, s3_client
 from test_storage import StorageTests
 
-from bluesky_zarr import ConfigurationError, UnsafePathError, WriteError
+from bluesky_zarr import ConfigurationError, RunNotFoundError, UnsafePathError, WriteError, finalize_spool
 from bluesky_zarr.storage import S3Storage, Storage, open_storage
 
 
@@ -98,3 +98,32 @@ def test_a_stock_client_sees_each_object(s3_endpoint: str, bucket: str) -> None:
     storage.put("g/zarr.json", b"{}")
     body = s3_client(s3_endpoint).get_object(Bucket=bucket, Key="runs/g/zarr.json")["Body"].read()
     assert body == b"{}"
+
+
+def test_after_a_failed_upload_everything_is_spooled_in_order_and_finalized_later(
+    s3_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    with fault_proxy(s3_endpoint) as (endpoint, faults):
+        options = {"endpoint_url": endpoint, "spool": str(tmp_path), "max_retries": 1, "init_backoff": 0.01}
+        storage = open_storage(f"s3://{bucket}/run", options)
+        storage.put("a/c.0", b"before")
+        faults.outage = True
+        with pytest.raises(WriteError, match=rf"s3://{bucket}/run/a/c.1 \(bucket '{bucket}'\)") as caught:
+            storage.put("a/c.1", b"chunk")
+        assert "finalize_spool" in "".join(caught.value.__notes__)
+        tried = sum(faults.faulted.values())
+        storage.put("a/zarr.json", b"v1")  # the bucket is not tried again: spooled
+        storage.put("a/c.1", b"chunk, again")
+        storage.put("a/zarr.json", b"v2")
+        assert sum(faults.faulted.values()) == tried
+        assert storage.get("a/c.1") == b"chunk, again" and storage.size("a/zarr.json") == 2
+        faults.outage = False
+        spool = tmp_path / bucket / "run"
+        uploaded = finalize_spool(spool)
+    assert uploaded == [f"s3://{bucket}/run/a/c.1", f"s3://{bucket}/run/a/zarr.json"]  # data first
+    assert every_object(s3_endpoint, bucket) == {
+        "run/a/c.0": b"before", "run/a/c.1": b"chunk, again", "run/a/zarr.json": b"v2"
+    }  # fmt: skip
+    assert not spool.exists()
+    with pytest.raises(RunNotFoundError):
+        finalize_spool(tmp_path)
