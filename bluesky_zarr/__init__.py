@@ -19,7 +19,7 @@ from ._errors import (
 from .layout import propose_chunks
 from .readers import open_run
 from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
-from .storage import finalize_spool
+from .storage import abort_incomplete_uploads, finalize_spool
 from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Writer",
     "Zarr",
     "ZarrWriter",
+    "abort_incomplete_uploads",
     "export",
     "finalize_parquet",
     "finalize_spool",

@@ -114,6 +114,10 @@ class Faults:
     every: int = 1
     """fault only every ``every``-th request (of those ``only`` selects)"""
     seen: int = 0
+    hold: str | None = None
+    """hold the first request whose path has this in it (``"partNumber=2"``) until ``release``"""
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     forwarded: Counter[str] = field(default_factory=Counter)
     faulted: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -160,8 +164,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _forward(self) -> None:
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (killed)
+            self.close_connection = True
+
+    def _answer(self) -> None:
         body = self._body()
         faults = self.server.faults
+        if faults.hold is not None and faults.hold in self.path and not faults.held.is_set():
+            faults.held.set()
+            faults.release.wait(60)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         what = faults.take(self.command)
         if what == "drop":
             self.close_connection = True

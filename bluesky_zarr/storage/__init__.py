@@ -10,7 +10,7 @@ from ._base import GrowingObject, Storage
 from ._local import LocalStorage
 from ._s3 import S3Storage
 from ._spool import finalize_spool
-from ._target import SCHEMES, open_storage
+from ._target import SCHEMES, abort_incomplete_uploads, open_storage
 
 __all__ = [
     "SCHEMES",
@@ -18,6 +18,7 @@ __all__ = [
     "LocalStorage",
     "S3Storage",
     "Storage",
+    "abort_incomplete_uploads",
     "finalize_spool",
     "open_storage",
 ]

@@ -24,12 +24,14 @@ what ``pickle`` makes of this object (an unpickled storage takes them from the e
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import io
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -452,6 +454,41 @@ class S3Storage(Storage):
             target = new + old[len(full) :]
             with self._wrapped(key, f"move to {self.describe(new_key)}:"):
                 obstore.rename(self.client, old, target)
+
+    def abort_incomplete_uploads(self, older_than: float = 3600.0) -> builtins.list[str]:
+        """Abort the multipart uploads below the root begun more than ``older_than`` seconds ago
+        (a writer killed during one leaves it: invisible, but stored, and billed); returns their
+        keys. Needs boto3, which obstore does not offer this through."""
+        try:
+            import boto3
+        except ImportError as err:
+            raise ConfigurationError(
+                "aborting incomplete uploads needs boto3: pip install boto3 (or give the bucket a "
+                "lifecycle rule, AbortIncompleteMultipartUpload, which does it by itself)"
+            ) from err
+        o = self.options
+        client = boto3.client(
+            "s3",
+            endpoint_url=o.get("endpoint_url"),
+            region_name=o.get("region") or os.environ.get("AWS_REGION") or "us-east-1",
+            aws_access_key_id=self._secrets.get("key"),
+            aws_secret_access_key=self._secrets.get("secret"),
+            aws_session_token=self._secrets.get("token"),
+        )
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        aborted: builtins.list[str] = []
+        with self._wrapped("", "abort the incomplete uploads below"):
+            paginator = client.get_paginator("list_multipart_uploads")
+            now = time.time()
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if now - upload["Initiated"].timestamp() < older_than:
+                        continue
+                    client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(f"s3://{self.bucket}/{upload['Key']}")
+        return aborted
 
     # --- growing objects and durability -----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from .._errors import ConfigurationError
 from ._base import Storage
 from ._local import LocalStorage
 
-__all__ = ["SCHEMES", "open_storage"]
+__all__ = ["SCHEMES", "abort_incomplete_uploads", "open_storage"]
 
 SCHEMES = ("file", "s3")
 """The URL schemes a target may have (a plain path has none)."""
@@ -74,3 +74,21 @@ def open_storage(
             )
         return LocalStorage(Path(unquote(parts.path)))
     return LocalStorage(Path(text))
+
+
+def abort_incomplete_uploads(
+    target: str, *, storage_options: Mapping[str, Any] | None = None, older_than: float = 3600.0
+) -> list[str]:
+    """Abort the multipart uploads below ``s3://bucket/prefix/`` begun more than ``older_than``
+    seconds ago, which a writer killed during one leaves behind (never visible as objects, but
+    stored and billed); returns their URLs. Recent ones are left alone: they may be another
+    writer's, still going. Needs boto3.
+
+    A bucket lifecycle rule (``AbortIncompleteMultipartUpload``) does the same by itself.
+    """
+    storage = open_storage(target, storage_options)
+    from ._s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise ConfigurationError(f"{target!r} is not an s3:// URL; only object stores have multipart uploads")
+    return storage.abort_incomplete_uploads(older_than)
