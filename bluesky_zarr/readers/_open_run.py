@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import xarray as xr
 
 from .._errors import RunNotFoundError
-from ..storage import Storage, open_storage
+from ..storage import Target, open_storage
 
 __all__ = ["open_run"]
 
 
-def open_run(
-    path: str | os.PathLike[str] | Storage, *, storage_options: Mapping[str, Any] | None = None
-) -> xr.DataTree:
+def open_run(path: Target, *, storage_options: Mapping[str, Any] | None = None) -> xr.DataTree:
     """Open a run's Zarr store as an :class:`xarray.DataTree`, one node per stream.
 
     Grid streams have the scan's dimensions and setpoint coordinates, so

@@ -10,7 +10,8 @@ from ._base import GrowingObject, Storage
 from ._local import LocalStorage
 from ._s3 import S3Storage
 from ._spool import finalize_spool
-from ._target import SCHEMES, abort_incomplete_uploads, open_storage
+from ._target import SCHEMES, Target, abort_incomplete_uploads, open_storage
+from ._zarr_store import ZarrStoreStorage
 
 __all__ = [
     "SCHEMES",
@@ -18,6 +19,8 @@ __all__ = [
     "LocalStorage",
     "S3Storage",
     "Storage",
+    "Target",
+    "ZarrStoreStorage",
     "abort_incomplete_uploads",
     "finalize_spool",
     "open_storage",

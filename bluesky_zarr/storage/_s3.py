@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, UnsafePathError, WriteError
 from ._base import Bytes, GrowingObject, Storage
 from ._spool import Spool
+from ._spooled import SpooledGrowing
 
 __all__ = ["S3Storage"]
 
@@ -493,7 +494,7 @@ class S3Storage(Storage):
     # --- growing objects and durability -----------------------------------------------------------
 
     def grow(self, key: str, *, hidden: bool = True, reopen: bool = False) -> GrowingObject:
-        return _S3Growing(self, key, hidden=hidden, reopen=reopen)
+        return SpooledGrowing(self, key, hidden=hidden, reopen=reopen)
 
     def sync(self) -> None:
         """Nothing to do: an object is durable once its PUT is acknowledged."""
@@ -506,59 +507,3 @@ def _hint(err: BaseException) -> str:
     if any(word in text for word in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")):
         return "; the credentials were refused: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     return "; everything uploaded before stays readable"
-
-
-class _S3Growing(GrowingObject):
-    """An object filled in a local spool file and uploaded whole at each publish."""
-
-    def __init__(self, storage: S3Storage, key: str, *, hidden: bool, reopen: bool) -> None:
-        self.storage = storage
-        self.key = key
-        self._file: BinaryIO | None = storage.spool_file()
-        self._dirty = hidden and not reopen  # a hidden object appears at its first publish, even empty
-        self.size = 0
-        if reopen:
-            data = storage.get(key)
-            if data is None:
-                raise WriteError(errno.ENOENT, f"cannot reopen {storage.describe(key)}: no such object")
-            self._file.write(data)
-            self.size = len(data)
-        elif not hidden:
-            storage.put(key, b"")  # visible from the start, empty
-
-    def _open_file(self) -> BinaryIO:
-        if self._file is None:
-            raise WriteError(f"{self.storage.describe(self.key)} was closed; it takes no more writes")
-        return self._file
-
-    def append(self, data: Bytes) -> int:
-        offset = self.size
-        file = self._open_file()
-        file.seek(offset)
-        file.write(data)
-        self.size += memoryview(data).nbytes
-        self._dirty = True
-        return offset
-
-    def write_at(self, offset: int, data: Bytes) -> None:
-        file = self._open_file()
-        file.seek(offset)
-        file.write(data)
-        self._dirty = True
-
-    def read_at(self, offset: int, nbytes: int) -> bytes:
-        file = self._open_file()
-        file.seek(offset)
-        return file.read(nbytes)
-
-    def publish(self) -> None:
-        if self._dirty:
-            self.storage.upload(self.key, self._open_file())
-            self._dirty = False
-
-    def close(self) -> None:
-        if self._file is None:
-            return
-        self.publish()
-        file, self._file = self._file, None
-        file.close()

@@ -13,22 +13,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from zarr.abc.store import Store
+
 from .._errors import ConfigurationError
 from ._base import Storage
 from ._local import LocalStorage
+from ._zarr_store import ZarrStoreStorage
 
-__all__ = ["SCHEMES", "abort_incomplete_uploads", "open_storage"]
+__all__ = ["SCHEMES", "Target", "abort_incomplete_uploads", "open_storage"]
 
 SCHEMES = ("file", "s3")
 """The URL schemes a target may have (a plain path has none)."""
 
+Target = str | os.PathLike[str] | Storage | Store
+"""What a writer may be pointed at: a path, a ``file://`` or ``s3://`` URL, a storage, a zarr store."""
+
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_storage(
-    target: str | os.PathLike[str] | Storage, storage_options: Mapping[str, Any] | None = None
-) -> Storage:
-    """The storage at ``target``: a local directory, ``file:///abs/path``, or ``s3://bucket/prefix``.
+def open_storage(target: Target, storage_options: Mapping[str, Any] | None = None) -> Storage:
+    """The storage at ``target``: a local directory, ``file:///abs/path``, ``s3://bucket/prefix``,
+    or a zarr ``Store`` object (written through zarr's own ``Store`` API).
 
     ``storage_options`` configure an object store (``endpoint_url``, ``region``, ...: see
     :class:`~bluesky_zarr.storage.S3Storage`); they are an error with a local target, where they
@@ -40,6 +45,12 @@ def open_storage(
         The URL scheme is not one of :data:`SCHEMES`, or a ``file://`` URL names another host, or
         ``storage_options`` are given for a local path. Nothing has been written.
     """
+    if isinstance(target, Store):
+        if storage_options:
+            raise ConfigurationError(
+                f"storage_options were given with the zarr store {target!r}; configure the store itself"
+            )
+        return ZarrStoreStorage(target)
     if isinstance(target, Storage):
         if storage_options:
             raise ConfigurationError(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..sinks import Format, OnError
-from ..storage import Storage
+from ..storage import Target
 from ._writer import Writer
 
 __all__ = ["export", "feed"]
@@ -22,7 +21,7 @@ def feed(writer: Writer, documents: Iterable[tuple[str, Any]]) -> None:
 
 def export(
     documents: Iterable[tuple[str, Any]],
-    directory: str | os.PathLike[str] | Storage,
+    directory: Target,
     file_prefix: str = "{start[uid]}",
     *,
     format: Format | str | Sequence[Format | str] = "zarr",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import threading
 import time
 import weakref
@@ -26,7 +25,7 @@ from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
 from .._naming import render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
-from ..storage import Storage, open_storage
+from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
 from ._detector_files import AreaDetectorHDF5Handler
 from ._paging import PAGE_EVENTS, PAGE_PAGES
@@ -64,8 +63,9 @@ class Writer:
     ----------
     directory
         Where the outputs go: a local directory (created if missing), a ``file://`` URL, or an
-        object-store prefix, ``s3://bucket/prefix/`` (the bucket must exist). Any other URL scheme
-        is a :class:`~bluesky_zarr.ConfigurationError`, raised here.
+        object-store prefix, ``s3://bucket/prefix/`` (the bucket must exist), or a writable zarr
+        ``Store`` object (the runs go below its root, written through zarr's ``Store`` API). Any
+        other URL scheme is a :class:`~bluesky_zarr.ConfigurationError`, raised here.
     *formats
         Format objects (:class:`~bluesky_zarr.Zarr`, :class:`~bluesky_zarr.Parquet`,
         :class:`~bluesky_zarr.ArrowIPC`) or their names (``"zarr"``, ``"parquet"``, ``"arrow"``).
@@ -119,7 +119,7 @@ class Writer:
 
     def __init__(
         self,
-        directory: str | os.PathLike[str] | Storage,
+        directory: Target,
         *formats: Format | str,
         file_prefix: str = "{start[uid]}",
         overwrite: bool = False,

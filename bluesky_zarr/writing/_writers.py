@@ -8,12 +8,11 @@ options are documented on the format (:class:`~bluesky_zarr.Zarr`,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, Unpack
 
 from ..sinks import ArrowIPC, DataKeys, Parquet, Zarr
-from ..storage import Storage
+from ..storage import Target
 from ._writer import Writer, WriterOptions
 
 __all__ = ["ArrowWriter", "ParquetWriter", "ZarrWriter"]
@@ -50,7 +49,7 @@ class ZarrWriter(_OneFormatWriter):
 
     def __init__(
         self,
-        directory: str | os.PathLike[str] | Storage,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         codecs: Mapping[str, Any] | None = None,
@@ -89,7 +88,7 @@ class ParquetWriter(_OneFormatWriter):
 
     def __init__(
         self,
-        directory: str | os.PathLike[str] | Storage,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         compression: str | None = "zstd",
@@ -134,7 +133,7 @@ class ArrowWriter(_OneFormatWriter):
 
     def __init__(
         self,
-        directory: str | os.PathLike[str] | Storage,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         compression: str | None = None,
