@@ -18,10 +18,10 @@ from pathlib import PurePosixPath
 from typing import Any, BinaryIO, TypeVar
 
 from zarr.abc.store import Store
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
 
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, UnsafePathError, WriteError
+from .._zarr_adapter import default_buffer_prototype
+from .._zarr_adapter import run_sync as sync
 from ._base import Bytes, GrowingObject, Storage
 from ._spooled import SpooledGrowing
 
@@ -91,7 +91,7 @@ class ZarrStoreStorage(Storage):
     def _below(self, key: str) -> builtins.list[str]:
         full = self._key(key)
         with self._wrapped(key, "list"):
-            found = sync(_collect(self.store.list_prefix(f"{full}/" if full else "")))
+            found: builtins.list[str] = sync(_collect(self.store.list_prefix(f"{full}/" if full else "")))
             if full and sync(self.store.exists(full)):
                 found.append(full)
         return found
