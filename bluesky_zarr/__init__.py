@@ -19,6 +19,7 @@ from ._errors import (
 from .layout import propose_chunks
 from .readers import inspect_run, open_run, quick_look
 from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
+from .storage import abort_incomplete_uploads, finalize_spool
 from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "Writer",
     "Zarr",
     "ZarrWriter",
+    "abort_incomplete_uploads",
     "export",
     "finalize_parquet",
+    "finalize_spool",
     "inspect_run",
     "open_run",
     "propose_chunks",

@@ -22,6 +22,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.array_spec import ArrayConfig, ArraySpec
 from zarr.core.buffer import NDBuffer, default_buffer_prototype
 from zarr.core.dtype import TBaseDType, TBaseScalar, ZDType, parse_data_type
+from zarr.core.sync import sync
 from zarr.registry import get_codec_class, register_codec
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "blosc_shuffle",
     "chunk_spec",
     "codec_class",
+    "default_buffer_prototype",
     "native_dtype",
     "register_codec_class",
+    "run_sync",
     "spec_with_dtype",
     "validate_codec",
     "zarr_dtype",
@@ -104,3 +107,8 @@ def codec_class(name: str) -> type[Codec]:
 def register_codec_class(name: str, cls: type[Codec]) -> None:
     """Register ``cls`` with zarr-python under ``name``, so arrays that list it can be read."""
     register_codec(name, cls)
+
+
+def run_sync(coroutine: Any) -> Any:
+    """Run one of zarr's ``Store`` coroutines from synchronous code, on zarr's own event loop."""
+    return sync(coroutine)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from bluesky import RunEngine
 from processes import kill_after_flush
+from s3 import KEY_ID, REGION, SECRET, make_bucket, moto_server
 
 
 @pytest.fixture
@@ -77,3 +78,26 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
     finally:
         for path in mounts:
             subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 server (moto) on 127.0.0.1, one for the session; its endpoint URL."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test credentials in the environment, where a facility's writer finds its own."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, s3_credentials: None) -> str:
+    """A new, empty bucket of the test server (its name)."""
+    return make_bucket(s3_endpoint)

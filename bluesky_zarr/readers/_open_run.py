@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import xarray as xr
 
 from .._errors import RunNotFoundError
+from ..storage import Target, open_storage
 
 __all__ = ["open_run"]
 
 
-def open_run(path: str | Path) -> xr.DataTree:
+def open_run(path: Target, *, storage_options: Mapping[str, Any] | None = None) -> xr.DataTree:
     """Open a run's Zarr store as an :class:`xarray.DataTree`, one node per stream.
 
     Grid streams have the scan's dimensions and setpoint coordinates, so
@@ -25,16 +27,27 @@ def open_run(path: str | Path) -> xr.DataTree:
     ``_ARRAY_DIMENSIONS`` attribute that each array also carries for Zarr v2 readers (xarray's
     Zarr v3 path keeps it, and netCDF-C reserves the name).
 
+    Parameters
+    ----------
+    path
+        The store: a local path, a ``file://`` URL, or ``s3://bucket/prefix/<run>.zarr``.
+    storage_options
+        For an ``s3://`` store: ``endpoint_url``, ``region``, ... (as for the writers); the
+        credentials come from the environment.
+
     Raises
     ------
     RunNotFoundError
         ``path`` is not a Zarr v3 store (also a ``FileNotFoundError``).
     """
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise RunNotFoundError(f"{path} is not a Zarr v3 store (no zarr.json); give the path of a <run>.zarr")
-    consolidated = b'"consolidated_metadata"' in (path / "zarr.json").read_bytes()
-    tree = xr.open_datatree(path, engine="zarr", consolidated=consolidated, zarr_format=3)
+    storage = open_storage(path, storage_options)
+    root = storage.get("zarr.json")
+    if root is None:
+        raise RunNotFoundError(
+            f"{storage.location} is not a Zarr v3 store (no zarr.json); give the path of a <run>.zarr"
+        )
+    consolidated = b'"consolidated_metadata"' in root
+    tree = xr.open_datatree(storage.zarr_store(), engine="zarr", consolidated=consolidated, zarr_format=3)
     for node in tree.subtree:
         for variable in node.variables.values():
             variable.attrs.pop("_ARRAY_DIMENSIONS", None)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from .._documents import RunStart
 from .._errors import ConfigurationError
+from ..storage import Storage
 from ._run import OnError, RunSink
 from ._selection import DataKeys, Selection, normalize_data_keys
 
@@ -49,18 +50,27 @@ class Format:
     def selection(self) -> Selection:
         return self.data_keys  # type: ignore[return-value]  # checked in __post_init__
 
-    def output_path(self, directory: Path, prefix: str) -> Path:
-        """Where a run with this file prefix goes (a store, or a directory of per-stream files)."""
+    def output_path(self, directory: Storage, prefix: str) -> Storage:
+        """Where a run with this file prefix goes below ``directory`` (a store, or a folder of
+        per-stream files), as a storage of its own."""
         raise NotImplementedError
 
-    def existing_output(self, path: Path) -> Path | None:
-        """An output of this format already at ``path`` (that a new run would replace), or ``None``."""
-        return path if path.exists() else None
+    def existing_output(self, output: Storage) -> str | None:
+        """Where an output of this format already is at ``output`` (that a new run would
+        replace), or ``None``."""
+        return output.location if output.exists() else None
 
     def open(
-        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+        self,
+        output: Storage,
+        start: RunStart,
+        *,
+        overwrite: bool,
+        artifacts: list[Path | str],
+        on_error: OnError,
     ) -> RunSink[Any]:
-        """The sink that writes one run at ``path``; appends the files it makes to ``artifacts``."""
+        """The sink that writes one run into ``output``; appends the files it makes to ``artifacts``
+        (local paths, or the URLs of objects)."""
         raise NotImplementedError
 
 

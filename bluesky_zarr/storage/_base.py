@@ -8,7 +8,8 @@ object-store implementation fits it as well as a file system:
   one, never a part.
 - :meth:`Storage.writer` streams a whole object that appears, whole, when the block ends.
 - :meth:`Storage.grow` opens an object that is filled in place (a shard, a live Arrow stream);
-  :meth:`GrowingObject.publish` makes what it holds so far visible.
+  :meth:`GrowingObject.publish` makes what it holds so far visible (a file system may show
+  appends sooner; an object store uploads the whole object at each publish, and only then).
 - :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
   :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
   (every run syncs at its ``stop``).
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 __all__ = ["GrowingObject", "Storage"]
 
@@ -67,6 +69,22 @@ class Storage(ABC):
     @abstractmethod
     def describe(self, key: str) -> str:
         """Where ``key`` is, for messages."""
+
+    @abstractmethod
+    def child(self, name: str) -> Storage:
+        """The storage rooted at ``name`` below this root (one run's output below a writer's target).
+
+        ``name`` is relative and stays below the root; one that would leave it is an
+        :class:`~bluesky_zarr.UnsafePathError`.
+        """
+
+    @abstractmethod
+    def artifact(self, key: str = "") -> Path | str:
+        """What ``artifacts`` lists for ``key``: a local path, or the URL of an object."""
+
+    def zarr_store(self) -> Any:
+        """What a stock Zarr reader opens this root with (a path, or a zarr ``Store``)."""
+        return self.location
 
     # --- the root ---------------------------------------------------------------------------------
 
@@ -119,8 +137,8 @@ class Storage(ABC):
 
     @abstractmethod
     def grow(self, key: str, *, hidden: bool = True, reopen: bool = False) -> GrowingObject:
-        """An object to fill in place. ``hidden``: invisible until first published; ``reopen``:
-        continue an object published and closed before."""
+        """An object to fill in place. ``hidden``: invisible until first published (else there,
+        empty, at once); ``reopen``: continue an object published and closed before."""
 
     @abstractmethod
     def sync(self) -> None:

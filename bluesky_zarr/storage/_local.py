@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._errors import BlueskyZarrError, StoreExistsError, WriteError
+from .._naming import store_path
 from ._base import Bytes, GrowingObject, Storage
 
 __all__ = ["LocalStorage"]
@@ -125,6 +126,15 @@ class LocalStorage(Storage):
 
     def describe(self, key: str) -> str:
         return str(self.path(key))
+
+    def child(self, name: str) -> LocalStorage:
+        return LocalStorage(store_path(self.root, name, ""))
+
+    def artifact(self, key: str = "") -> Path:
+        return self.path(key)
+
+    def zarr_store(self) -> Path:
+        return self.root
 
     def make_folder(self, folder: Path) -> None:
         if folder not in self._folders:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._errors import DocumentError
 from ..sinks import Format, OnError
+from ..storage import Target
 from ._writer import Writer
 
 __all__ = ["export", "feed"]
@@ -21,7 +22,7 @@ def feed(writer: Writer, documents: Iterable[tuple[str, Any]]) -> None:
 
 def export(
     documents: Iterable[tuple[str, Any]],
-    directory: str | Path,
+    directory: Target,
     file_prefix: str = "{start[uid]}",
     *,
     format: Format | str | Sequence[Format | str] = "zarr",
@@ -29,7 +30,8 @@ def export(
     handler_registry: Mapping[str, Callable[..., Any]] | None = None,
     on_error: OnError = "quarantine",
     frame_timeout: float = 10.0,
-) -> dict[str, list[Path]]:
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, list[Path | str]]:
     """Write existing ``(name, doc)`` pairs (a databroker run, a document file) in one or more formats.
 
     The suitcase convention: returns the artifacts, ``{label: [path, ...]}``, e.g.
@@ -40,7 +42,8 @@ def export(
     documents
         ``(name, doc)`` pairs; may hold many runs, each written on its own.
     directory
-        Where the outputs go; created if missing.
+        Where the outputs go: a local directory (created if missing), a ``file://`` URL, or
+        ``s3://bucket/prefix/`` (then ``artifacts`` holds ``s3://`` URLs).
     file_prefix
         ``str.format`` template filled from each start document.
     format
@@ -54,6 +57,8 @@ def export(
     on_error, frame_timeout
         What a reading that cannot be stored costs, and how long to wait for a detector's file to
         hold a frame: see :class:`~bluesky_zarr.Writer`.
+    storage_options
+        For an ``s3://`` target: ``endpoint_url``, ``region``, ... (see :class:`~bluesky_zarr.Writer`).
 
     Raises
     ------
@@ -70,6 +75,7 @@ def export(
         handler_registry=handler_registry,
         on_error=on_error,
         frame_timeout=frame_timeout,
+        storage_options=storage_options,
     ) as writer:
         feed(writer, documents)
     if writer.left_out:

@@ -25,6 +25,7 @@ from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
 from .._naming import render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
+from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
 from ._detector_files import AreaDetectorHDF5Handler
 from ._paging import PAGE_EVENTS, PAGE_PAGES
@@ -45,6 +46,7 @@ class WriterOptions(TypedDict, total=False):
     flush_interval: float
     on_error: OnError
     frame_timeout: float
+    storage_options: Mapping[str, Any] | None
 
 
 class Writer:
@@ -60,7 +62,10 @@ class Writer:
     Parameters
     ----------
     directory
-        Where the outputs go; created if missing.
+        Where the outputs go: a local directory (created if missing), a ``file://`` URL, or an
+        object-store prefix, ``s3://bucket/prefix/`` (the bucket must exist), or a writable zarr
+        ``Store`` object (the runs go below its root, written through zarr's ``Store`` API). Any
+        other URL scheme is a :class:`~bluesky_zarr.ConfigurationError`, raised here.
     *formats
         Format objects (:class:`~bluesky_zarr.Zarr`, :class:`~bluesky_zarr.Parquet`,
         :class:`~bluesky_zarr.ArrowIPC`) or their names (``"zarr"``, ``"parquet"``, ``"arrow"``).
@@ -92,21 +97,33 @@ class Writer:
         Seconds to wait for a detector's file to hold the frames an event points at (a file still
         being written). A frame not there by then is kept in the quarantine as unread, and the
         error names the file, the dataset and the frame.
+    storage_options
+        For an ``s3://`` target: ``endpoint_url``, ``region``, the retry bounds and timeouts (see
+        :class:`~bluesky_zarr.storage.S3Storage`). Credentials are best left to the environment
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); given here, they are held in memory
+        only, never written, logged, shown or pickled.
 
     Attributes
     ----------
-    artifacts : dict[str, list[pathlib.Path]]
+    artifacts : dict[str, list[pathlib.Path | str]]
         The files and stores written, by format label (the suitcase convention). Table formats
-        list their per-stream files, Zarr its stores.
+        list their per-stream files, Zarr its stores: local paths, or ``s3://`` URLs.
+    target : Storage
+        Where the outputs go.
     left_out : dict[str, int]
         Runs whose start document this writer never received (it was subscribed, or a service
         started, after they began) -> how many of their documents it left out. Each is reported
         once, as a warning on the ``bluesky_zarr`` logger, and never stops a scan.
+
+    Notes
+    -----
+    A pickled writer is its configuration: unpickled, it is a new writer with the same target,
+    formats and options, no runs, and credentials taken from the environment.
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: Target,
         *formats: Format | str,
         file_prefix: str = "{start[uid]}",
         overwrite: bool = False,
@@ -115,6 +132,7 @@ class Writer:
         flush_interval: float = 1.0,
         on_error: OnError = "quarantine",
         frame_timeout: float = 10.0,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0:
             raise ConfigurationError(
@@ -123,7 +141,13 @@ class Writer:
         if on_error not in ("quarantine", "raise"):
             raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
         self.formats = resolve_formats(formats)
-        self.directory = Path(directory)
+        self.target = open_storage(directory, storage_options)
+        self.directory = self.target.artifact()
+        self._config: dict[str, Any] = {
+            "file_prefix": file_prefix, "overwrite": overwrite, "handler_registry": handler_registry,
+            "buffer_bytes": buffer_bytes, "flush_interval": flush_interval, "on_error": on_error,
+            "frame_timeout": frame_timeout,
+        }  # fmt: skip
         self.file_prefix = file_prefix
         self.overwrite = overwrite
         self.handler_registry: dict[str, Callable[..., Any]] = {
@@ -137,15 +161,15 @@ class Writer:
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
         self._closed = False
-        self._claimed: dict[str, dict[str, Path]] = {}
-        """run uid -> {format label: output path}, decided in the caller's thread at ``start``"""
-        self._taken: set[tuple[str, Path]] = set()
+        self._claimed: dict[str, dict[str, Storage]] = {}
+        """run uid -> {format label: output}, decided in the caller's thread at ``start``"""
+        self._taken: set[tuple[str, str]] = set()
         self._refused: set[str] = set()
         self._refused_descriptors: set[str] = set()
         self._array_keys: dict[str, tuple[str, ...]] = {}
         """descriptor uid -> its data keys with array readings, for the buffer's bound"""
         self._router = Router(self)
-        self.artifacts: dict[str, list[Path]] = {f.label: [] for f in self.formats}
+        self.artifacts: dict[str, list[Path | str]] = {f.label: [] for f in self.formats}
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
         self._thread.start()
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -156,7 +180,10 @@ class Writer:
 
     def __repr__(self) -> str:
         formats = ", ".join(repr(f) for f in self.formats)
-        return f"Writer({str(self.directory)!r}, {formats}, file_prefix={self.file_prefix!r})"
+        return f"Writer({self.target.location!r}, {formats}, file_prefix={self.file_prefix!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.target, self.formats, self._config))
 
     # --- the caller's thread ----------------------------------------------------------------------
 
@@ -204,11 +231,11 @@ class Writer:
     def _claim(self, start: Mapping[str, Any]) -> None:
         uid = str(start.get("uid"))
         prefix = render_file_prefix(self.file_prefix, start)
-        claims: dict[str, Path] = {}
+        claims: dict[str, Storage] = {}
         for fmt in self.formats:
-            path = fmt.output_path(self.directory, prefix)
-            taken = (fmt.label, path) in self._taken
-            existing = path if taken else (None if self.overwrite else fmt.existing_output(path))
+            output = fmt.output_path(self.target, prefix)
+            taken = (fmt.label, output.location) in self._taken
+            existing = output.location if taken else (None if self.overwrite else fmt.existing_output(output))
             if existing is not None:
                 how = " (written by this writer for another run)" if taken else ""
                 raise StoreExistsError(
@@ -216,9 +243,9 @@ class Writer:
                     "nothing was written. Choose a file_prefix that differs between runs (the default "
                     "'{start[uid]}' does), or pass overwrite=True to replace it"
                 )
-            claims[fmt.label] = path
+            claims[fmt.label] = output
         self._claimed[uid] = claims
-        self._taken.update(claims.items())
+        self._taken.update((label, output.location) for label, output in claims.items())
 
     def flush(self) -> None:
         """Wait until every document taken so far is written and visible; raise any write error."""
@@ -313,12 +340,12 @@ class Writer:
         sinks: list[tuple[str, RunSink[Any]]] = []
         claims = self._claimed.get(uid, {})
         for fmt in self.formats:
-            path = claims.get(fmt.label)
-            if path is None:
+            output = claims.get(fmt.label)
+            if output is None:
                 continue
             try:
                 sink = fmt.open(
-                    path, start, overwrite=self.overwrite, artifacts=self.artifacts[fmt.label],
+                    output, start, overwrite=self.overwrite, artifacts=self.artifacts[fmt.label],
                     on_error=self.on_error,
                 )  # fmt: skip
             except Exception as err:
@@ -352,6 +379,15 @@ def _reference(doc: Any) -> str:
     if not isinstance(doc, Mapping):
         return "?"
     return str(doc.get("run_start", doc.get("descriptor", doc.get("uid", "?"))))
+
+
+def _rebuild(
+    cls: type[Writer], target: Storage, formats: tuple[Format, ...], config: dict[str, Any]
+) -> Writer:
+    """A writer unpickled: a new one of the same configuration."""
+    writer = cls.__new__(cls)
+    Writer.__init__(writer, target, *formats, **config)
+    return writer
 
 
 def _close_at_exit(ref: weakref.ref[Writer]) -> None:

@@ -9,10 +9,10 @@ options are documented on the format (:class:`~bluesky_zarr.Zarr`,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Unpack
 
 from ..sinks import ArrowIPC, DataKeys, Parquet, Zarr
+from ..storage import Target
 from ._writer import Writer, WriterOptions
 
 __all__ = ["ArrowWriter", "ParquetWriter", "ZarrWriter"]
@@ -22,7 +22,7 @@ class _OneFormatWriter(Writer):
     """A :class:`Writer` of one format; its ``repr`` names the format's writer."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.directory)!r}, file_prefix={self.file_prefix!r})"
+        return f"{type(self).__name__}({self.target.location!r}, file_prefix={self.file_prefix!r})"
 
 
 class ZarrWriter(_OneFormatWriter):
@@ -37,18 +37,19 @@ class ZarrWriter(_OneFormatWriter):
     Parameters
     ----------
     directory
-        Where the stores go; created if missing.
+        Where the stores go: a local directory (created if missing), a ``file://`` URL, or
+        ``s3://bucket/prefix/`` (with ``storage_options``).
     data_keys, codecs, chunks, shards
         The options of :class:`~bluesky_zarr.Zarr`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
-        (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         codecs: Mapping[str, Any] | None = None,
@@ -75,18 +76,19 @@ class ParquetWriter(_OneFormatWriter):
     Parameters
     ----------
     directory
-        Where the runs go; created if missing.
+        Where the runs go: a local directory (created if missing), a ``file://`` URL, or
+        ``s3://bucket/prefix/`` (with ``storage_options``).
     data_keys, compression, compression_level, batch_rows, batch_bytes
         The options of :class:`~bluesky_zarr.Parquet`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
-        (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         compression: str | None = "zstd",
@@ -119,18 +121,19 @@ class ArrowWriter(_OneFormatWriter):
     Parameters
     ----------
     directory
-        Where the runs go; created if missing.
+        Where the runs go: a local directory (created if missing), a ``file://`` URL, or
+        ``s3://bucket/prefix/`` (with ``storage_options``).
     data_keys, compression, batch_rows, batch_bytes
         The options of :class:`~bluesky_zarr.ArrowIPC`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of :class:`~bluesky_zarr.Writer`
-        (:class:`WriterOptions`).
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: Target,
         *,
         data_keys: DataKeys = "all",
         compression: str | None = None,

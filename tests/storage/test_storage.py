@@ -1,7 +1,7 @@
 """The storage interface, tested once: every implementation subclasses :class:`StorageTests`.
 
-(The model is zarr-python's ``StoreTests``.) The object-store implementation of the next issue
-gets these tests by subclassing, with its own ``storage`` fixture and ``raw`` reader.
+(The model is zarr-python's ``StoreTests``.) The object-store implementation gets these tests by
+subclassing, with its own ``storage`` fixture and ``raw`` reader (``test_s3.py``).
 """
 
 from __future__ import annotations
@@ -84,9 +84,12 @@ class StorageTests:
     def test_a_visible_growing_object_is_readable_as_it_grows(self, storage: Storage) -> None:
         storage.create()
         stream = storage.grow("primary.arrows", hidden=False)
+        assert self.raw(storage, "primary.arrows") == b""  # there, empty, from the start
         stream.append(b"schema")
+        stream.publish()
         assert self.raw(storage, "primary.arrows") == b"schema"
         stream.append(b"batch")
+        stream.publish()
         assert self.raw(storage, "primary.arrows") == b"schemabatch"
         stream.close()
         with pytest.raises(WriteError, match="closed"):

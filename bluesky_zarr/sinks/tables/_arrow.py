@@ -161,6 +161,7 @@ class _StreamFile:
         custom, self.pending = self.pending or None, {}
         try:
             self.writer.write_batch(batch, custom_metadata=custom)
+            self.sink.target.publish()  # an object store shows the batch only now
         except WriteError as err:
             self.broken = str(err)
             raise

@@ -20,7 +20,6 @@ import pyarrow as pa
 from ..._documents import Event, EventPage, RunStart
 from ..._encoding import dumps
 from ..._errors import ConfigurationError, DocumentError
-from ..._naming import store_path
 from ...layout import StreamSchema
 from ...storage import LocalStorage, Storage
 from .._format import Format
@@ -75,25 +74,29 @@ class TableFormat(Format):
                     f"{type(self).__name__}: {name} must be a positive integer, not {value!r}"
                 )
 
-    def output_path(self, directory: Path, prefix: str) -> Path:
-        return store_path(directory, prefix, "")
+    def output_path(self, directory: Storage, prefix: str) -> Storage:
+        return directory.child(prefix)
 
-    def existing_output(self, path: Path) -> Path | None:
-        if path.exists() and not path.is_dir():
-            return path
-        owned = [name for name in LocalStorage(path).list() if self.owns(name)]
-        return path / owned[0] if owned else None
+    def existing_output(self, output: Storage) -> str | None:
+        if isinstance(output, LocalStorage) and output.root.exists() and not output.root.is_dir():
+            return output.location  # a file where the run's folder would be
+        owned = [name for name in output.list() if self.owns(name)]
+        return output.describe(owned[0]) if owned else None
 
     def owns(self, name: str) -> bool:
         """Whether a file (or folder) of a run directory belongs to this format."""
         return name.endswith(self.suffix)
 
     def open(
-        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+        self,
+        output: Storage,
+        start: RunStart,
+        *,
+        overwrite: bool,
+        artifacts: list[Path | str],
+        on_error: OnError,
     ) -> TableRun:
-        return TableRun(
-            self, LocalStorage(path), start, overwrite=overwrite, artifacts=artifacts, on_error=on_error
-        )
+        return TableRun(self, output, start, overwrite=overwrite, artifacts=artifacts, on_error=on_error)
 
     def output(
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]
@@ -163,7 +166,7 @@ class TableRun(RunSink[TableStream]):
         start: RunStart,
         *,
         overwrite: bool,
-        artifacts: list[Path],
+        artifacts: list[Path | str],
         on_error: OnError = "quarantine",
     ) -> None:
         super().__init__(start, storage, label=fmt.label, selection=fmt.selection, on_error=on_error)
@@ -177,9 +180,9 @@ class TableRun(RunSink[TableStream]):
                 if fmt.owns(name):
                     storage.delete(name)
 
-    def artifact(self, key: str) -> Path:
-        """The path of one of the run's files, as ``artifacts`` lists it."""
-        return Path(self.storage.describe(key))
+    def artifact(self, key: str) -> Path | str:
+        """The path (or URL) of one of the run's files, as ``artifacts`` lists it."""
+        return self.storage.artifact(key)
 
     # --- streams ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..._documents import RunStart
-from ..._naming import store_path
+from ...storage import Storage
 from .._format import Format
 from .._run import OnError
 from ._options import ZarrOptions
@@ -44,19 +44,25 @@ class Zarr(Format):
     def options(self) -> ZarrOptions:
         return ZarrOptions(self.codecs or {}, self.chunks or {}, self.shards or {})
 
-    def output_path(self, directory: Path, prefix: str) -> Path:
-        return store_path(directory, prefix, ".zarr")
+    def output_path(self, directory: Storage, prefix: str) -> Storage:
+        return directory.child(f"{prefix}.zarr")
 
     def open(
-        self, path: Path, start: RunStart, *, overwrite: bool, artifacts: list[Path], on_error: OnError
+        self,
+        output: Storage,
+        start: RunStart,
+        *,
+        overwrite: bool,
+        artifacts: list[Path | str],
+        on_error: OnError,
     ) -> ZarrRun:
         run = ZarrRun(
-            path,
+            output,
             start,
             overwrite=overwrite,
             options=self.options,
             selection=self.selection,
             on_error=on_error,
         )
-        artifacts.append(path)
+        artifacts.append(output.artifact())
         return run

@@ -13,7 +13,7 @@ from typing import Any
 from ..._documents import EventPage, RunStart
 from ..._encoding import to_json
 from ...layout import StreamSchema
-from ...storage import LocalStorage
+from ...storage import LocalStorage, Storage
 from .._run import OnError, RunSink
 from .._selection import Selection
 from ._layout import zarr_layout
@@ -32,11 +32,11 @@ def _group_name(stream: str) -> str:
 
 
 class ZarrRun(RunSink[ZarrStream]):
-    """Writes the documents of one run into the store at ``path``."""
+    """Writes the documents of one run into the store ``output`` (a local path, or a storage)."""
 
     def __init__(
         self,
-        path: Path,
+        output: Path | Storage,
         start: RunStart,
         *,
         overwrite: bool = False,
@@ -44,10 +44,9 @@ class ZarrRun(RunSink[ZarrStream]):
         selection: Selection = "all",
         on_error: OnError = "quarantine",
     ) -> None:
-        storage = LocalStorage(path)
+        storage = output if isinstance(output, Storage) else LocalStorage(output)
         super().__init__(start, storage, label="zarr", selection=selection, on_error=on_error)
         self.options = options or ZarrOptions()
-        self.path = path
         storage.create(overwrite=overwrite)
         self.nodes = Nodes(storage)
         self._write_root()
