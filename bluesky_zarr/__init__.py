@@ -11,6 +11,7 @@ from ._errors import (
     ConfigurationError,
     CorruptDataError,
     DocumentError,
+    OutputBusyError,
     RunNotFoundError,
     StoreExistsError,
     UnsafePathError,
@@ -18,9 +19,9 @@ from ._errors import (
 )
 from .layout import propose_chunks
 from .readers import inspect_run, open_run, quick_look
-from .sinks import ArrowIPC, Format, Parquet, Zarr, finalize_parquet
+from .sinks import ArrowIPC, Finalized, Format, Parquet, Zarr, finalize_parquet
 from .storage import abort_incomplete_uploads, finalize_spool
-from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export
+from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export, finalize
 
 __all__ = [
     "ArrowIPC",
@@ -29,7 +30,9 @@ __all__ = [
     "ConfigurationError",
     "CorruptDataError",
     "DocumentError",
+    "Finalized",
     "Format",
+    "OutputBusyError",
     "Parquet",
     "ParquetWriter",
     "RunNotFoundError",
@@ -41,6 +44,7 @@ __all__ = [
     "ZarrWriter",
     "abort_incomplete_uploads",
     "export",
+    "finalize",
     "finalize_parquet",
     "finalize_spool",
     "inspect_run",

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptDataError",
     "DocumentError",
+    "OutputBusyError",
     "RunNotFoundError",
     "StoreExistsError",
     "UnsafePathError",
@@ -40,6 +41,13 @@ class UnsafePathError(BlueskyZarrError, ValueError):
 
 class StoreExistsError(BlueskyZarrError, FileExistsError):
     """The store a run would write exists already and the writer was not asked to overwrite it."""
+
+
+class OutputBusyError(StoreExistsError):
+    """Another writer, alive, is writing the output (a second writer, ``overwrite``, ``finalize``).
+
+    Every output has one owner; wait for that writer to finish, or choose another ``file_prefix``.
+    """
 
 
 class WriteError(BlueskyZarrError, OSError):

@@ -1,9 +1,10 @@
-"""The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output, ``plot``
-a quick look.
+"""The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output,
+``finalize`` an interrupted one, ``plot`` a quick look.
 
-Exit codes: 0 when everything asked for was done (runs already exported are skipped, not an
-error); 1 when some run or path failed (each is reported, the others go on); 2 for a usage
-error (argparse's own).
+Exit codes: 0 when everything asked for was done (runs already exported are skipped, outputs
+finished already are left as they are: not errors); 1 when some run or path failed (each is
+reported, the others go on); 2 for a usage error (argparse's own); 3 when ``finalize`` found a
+writer still writing an output (try again once it has stopped).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import BlueskyZarrError, StoreExistsError
+from ._errors import BlueskyZarrError, OutputBusyError, StoreExistsError
 from .readers import inspect_run, quick_look
-from .writing import document_files, export, read_document_file
+from .writing import document_files, export, finalize, read_document_file
 
 __all__ = ["main"]
 
@@ -122,6 +123,27 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _finalize(args: argparse.Namespace) -> int:
+    failed = busy = 0
+    for path in args.paths:
+        try:
+            done = finalize(path, force=args.force)
+        except OutputBusyError as err:
+            busy += 1
+            print(f"{path}: not finalized: {err}", file=sys.stderr)
+            continue
+        except (OSError, BlueskyZarrError, ValueError) as err:
+            failed += 1
+            print(f"{path}: FAILED: {err}", file=sys.stderr)
+            continue
+        for output in done:
+            did = "finalized" if output.changed else "finished already, left as it is"
+            print(f"{output.path}: {did} (status {output.status})", file=sys.stderr)
+            for note in output.notes:
+                print(f"  {note}", file=sys.stderr)
+    return 1 if failed else (3 if busy else 0)
+
+
 def _point(text: str) -> tuple[str, float]:
     dim, _, value = text.partition("=")
     try:
@@ -156,7 +178,9 @@ def parser() -> argparse.ArgumentParser:
         "run that fails is reported and the others go on (exit code 1).",
     )
     export_.add_argument("source", type=Path, help="a document file, or a directory of them")
-    export_.add_argument("dest", type=Path, help="the directory the outputs go into (made if missing)")
+    export_.add_argument(
+        "dest", help="the directory (or s3://bucket/prefix/) the outputs go into (made if missing)"
+    )
     export_.add_argument(
         "--format",
         default="zarr",
@@ -180,6 +204,25 @@ def parser() -> argparse.ArgumentParser:
     inspect_.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a run's store or directory")
     inspect_.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect_.set_defaults(run=_inspect)
+
+    finalize_ = commands.add_parser(
+        "finalize",
+        help="finish a run whose writer was killed or crashed: readable, consistent, marked incomplete",
+        description="Finish each run output (a <run>.zarr store, or a <run>/ directory of Parquet or "
+        "Arrow IPC files) whose writer stopped before the run's end: Zarr metadata consolidated, "
+        "every 1-D stream's arrays one length; Parquet parts merged; Arrow streams ended after their "
+        "last whole batch; status incomplete. Outputs finished already are left as they are. An output "
+        "a writer is still writing is refused (exit code 3).",
+    )
+    finalize_.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a run's store or directory, or s3:// URL"
+    )
+    finalize_.add_argument(
+        "--force",
+        action="store_true",
+        help="finish an output in object storage, where no lock tells whether a writer still writes it",
+    )
+    finalize_.set_defaults(run=_finalize)
 
     plot = commands.add_parser(
         "plot",

@@ -44,7 +44,7 @@ from tables import (
     whole_batches,
 )
 
-from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize_parquet, open_run
+from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize, open_run
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,6 @@ class OutputFormat(ABC):
     name: str
     """The format's name for ``Writer(directory, name)`` and ``export(..., format=name)``."""
     writer_class: type[Writer]
-    status_after_kill: str
-    """The status a stock reader finds after the writer was killed (and the run recovered)."""
 
     def __repr__(self) -> str:
         return self.name
@@ -206,9 +204,14 @@ class OutputFormat(ABC):
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         """The events of a stream that a reader sees while the writer is still writing it."""
 
-    @abstractmethod
+    def unfinished_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        """The events a reader finds in a run whose writer stopped, before it is finalized."""
+        return self.live_readings(directory, prefix, stream)
+
     def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
-        """What a reader gets from a run whose writer process was killed (recovering it if the format can)."""
+        """What a reader gets from a run whose writer process was killed, once it is finalized."""
+        finalize(self.output(directory, prefix))
+        return self.info(directory, prefix), self.readings(directory, prefix)
 
     def leftovers(self, directory: Path, prefix: str) -> list[Path]:
         """Working files that a finished run must not leave behind."""
@@ -218,7 +221,6 @@ class OutputFormat(ABC):
 class ZarrOutput(OutputFormat):
     name = "zarr"
     writer_class = ZarrWriter
-    status_after_kill = "running"  # nothing can say otherwise once the process is gone
 
     def output(self, directory: Path, prefix: str) -> Path:
         return Path(directory) / f"{prefix}.zarr"
@@ -255,9 +257,6 @@ class ZarrOutput(OutputFormat):
             variable.attrs.pop("_ARRAY_DIMENSIONS")
         xr.testing.assert_identical(run.load(), tree)
         return {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
-
-    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
-        return self.info(directory, prefix), self.readings(directory, prefix)
 
 
 def zarr_readings(store: Path, stream: str) -> Readings:
@@ -362,7 +361,6 @@ class ParquetOutput(TableOutput):
     name = "parquet"
     writer_class = ParquetWriter
     suffix = ".parquet"
-    status_after_kill = "incomplete"  # what finalize_parquet records for a run with no stop
 
     def info(self, directory: Path, prefix: str) -> RunInfo:
         stream = self.any_stream(directory, prefix)
@@ -378,10 +376,6 @@ class ParquetOutput(TableOutput):
         parts = self.stream_file(directory, prefix, stream).with_suffix(".parquet.parts")
         return table_readings(read_parts(parts))
 
-    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
-        finalize_parquet(self.output(directory, prefix))
-        return self.info(directory, prefix), self.readings(directory, prefix)
-
     def leftovers(self, directory: Path, prefix: str) -> list[Path]:
         run = self.output(directory, prefix)
         return sorted([*run.rglob("*.parquet.parts"), *super().leftovers(directory, prefix)])
@@ -391,7 +385,6 @@ class ArrowOutput(TableOutput):
     name = "arrow"
     writer_class = ArrowWriter
     suffix = ".arrows"
-    status_after_kill = "running"  # the schema's; the batch that would say otherwise never came
 
     def pieces(self, directory: Path, prefix: str, stream: str = "primary") -> list[Path]:
         """The files of a stream: a descriptor that changed its columns, or a key widened to a wider
@@ -434,10 +427,8 @@ class ArrowOutput(TableOutput):
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         return self.readings(directory, prefix, stream)  # every batch is whole once flushed
 
-    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
-        return self.info(directory, prefix), table_readings(
-            read_cut_stream(self.stream_file(directory, prefix))
-        )
+    def unfinished_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return table_readings(read_cut_stream(self.stream_file(directory, prefix, stream)))
 
 
 def _run_info(metadata: dict[str, Any]) -> RunInfo:

@@ -1,7 +1,8 @@
 """A writer process killed mid-scan, for the crash tests.
 
-The child says on stdout when it is ready to be killed (everything up to then is flushed); the
-test reads that line and kills it. Nothing waits with ``sleep``.
+:func:`kill_after_flush`: the child says on stdout when it is ready to be killed (everything up to
+then is flushed); the test reads that line and kills it, with no ``sleep``. :func:`kill_at`: the
+child is killed at a random moment of its writing, whatever it is doing then.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 FLUSHED = 40
@@ -46,14 +49,48 @@ KILLED_SCAN = textwrap.dedent(
 )
 
 
-def kill_after_flush(directory: Path, fmt: str) -> None:
+def kill_after_flush(directory: Path, fmt: str, while_alive: Callable[[int], None] | None = None) -> None:
     """Run a grid scan written in ``fmt`` to ``directory`` (file prefix ``crash``) in a child
-    process and SIGKILL it once it says that :data:`FLUSHED` events are on disk, while it writes more."""
+    process and SIGKILL it once it says that :data:`FLUSHED` events are on disk, while it writes more;
+    ``while_alive(pid)`` runs just before the kill."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     args = [sys.executable, "-c", KILLED_SCAN, str(directory), fmt, str(FLUSHED), *map(str, GRID)]
     with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line == f"flushed {FLUSHED}\n", f"the scan ended before it was ready: {line!r}"
+        if while_alive is not None:
+            while_alive(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+COUNTED_SCAN = textwrap.dedent(
+    """
+    import sys
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import det
+    from stand_ins import FrameCounter
+    from bluesky_zarr import Writer
+
+    directory, fmt = sys.argv[1], sys.argv[2]
+    RE = RunEngine({})
+    RE.subscribe(Writer(directory, fmt, file_prefix="crash", flush_interval=0.01))
+    RE.subscribe(lambda name, doc: name == "event" and doc["seq_num"] == 1 and print("writing", flush=True))
+    RE(bp.count([FrameCounter(shape=(8, 8)), det], 100_000))
+    """
+)
+
+
+def kill_at(directory: Path, fmt: str, delay: float) -> None:
+    """Run a 1-D scan (``count``, no grid, file prefix ``crash``) written in ``fmt`` in a child
+    process and SIGKILL it ``delay`` seconds after its first event, at whatever the writer is doing."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    args = [sys.executable, "-c", COUNTED_SCAN, str(directory), fmt]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == "writing\n", f"the scan did not start: {line!r}"
+        time.sleep(delay)  # a random moment: what is being written then is the point of the test
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL

@@ -43,7 +43,7 @@ def test_finalize_parquet_finishes_a_killed_run_once(killed):
     metadata = views.metadata()
     assert metadata["status"] == "incomplete" and "stop" not in metadata
     assert metadata["start"]["plan_name"] == "grid_scan"
-    assert metadata["finalized"]["by"] == "bluesky_zarr.finalize_parquet"
+    assert metadata["finalized"]["by"] == "bluesky_zarr.finalize"
 
     # a second call has nothing to do; parts left over from a merge that had finished are removed
     shutil.copytree(kept, parts)

@@ -5,7 +5,7 @@ Every format is a :class:`Format` (a frozen value a writer is given) that opens 
 stream schemas; ``zarr`` and ``tables`` write only what differs, and never import each other.
 """
 
-from ._format import Format, resolve_formats
+from ._format import Finalized, Format, resolve_formats
 from ._run import QUARANTINE_SUFFIX, OnError, RunSink
 from ._selection import DataKeys, Selection, normalize_data_keys
 from .tables import ArrowIPC, Parquet, TableFormat, finalize_parquet
@@ -15,6 +15,7 @@ __all__ = [
     "QUARANTINE_SUFFIX",
     "ArrowIPC",
     "DataKeys",
+    "Finalized",
     "Format",
     "OnError",
     "Parquet",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,7 +14,27 @@ from ..storage import Storage
 from ._run import OnError, RunSink
 from ._selection import DataKeys, Selection, normalize_data_keys
 
-__all__ = ["Format", "resolve_formats"]
+__all__ = ["Finalized", "Format", "finalized_by", "resolve_formats"]
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """What :func:`~bluesky_zarr.finalize` did to one output (a store, a stream's file)."""
+
+    path: str
+    """The store or file, a path or a URL."""
+    format: str
+    status: str
+    """Its status now: ``"incomplete"`` once finalized, or what the writer recorded."""
+    changed: bool
+    """``False``: it was finished already and was left as it was."""
+    notes: tuple[str, ...] = field(default=())
+    """What was repaired, for the user to read."""
+
+
+def finalized_by() -> dict[str, str]:
+    """The ``finalized`` metadata of an output finished after its writer stopped."""
+    return {"by": "bluesky_zarr.finalize", "at": datetime.datetime.now(datetime.UTC).isoformat()}
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,17 @@ class Format:
         """Where an output of this format already is at ``output`` (that a new run would
         replace), or ``None``."""
         return output.location if output.exists() else None
+
+    def owns(self, name: str) -> bool:
+        """Whether a file (or folder) directly below an output's root belongs to this format."""
+        raise NotImplementedError
+
+    def finalize(self, output: Storage) -> list[Finalized]:
+        """Finish what a writer of this format left unfinished at ``output`` (a run's store or
+        directory): consistent, readable, marked ``incomplete``. Outputs finished already are left
+        as they are; nothing of this format there is ``[]``. The caller makes sure that no writer
+        is writing it (see :func:`~bluesky_zarr.finalize`)."""
+        raise NotImplementedError
 
     def open(
         self,

@@ -40,7 +40,7 @@ from .._documents import (
 from .._encoding import JSONValue, dumps, to_json
 from .._errors import ConfigurationError, DocumentError
 from ..layout import StreamSchema, Widening, anchor_grid, check_readings, grid_from_start, stream_schema
-from ..storage import Storage
+from ..storage import Storage, WriterLock
 from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
 __all__ = ["QUARANTINE_SUFFIX", "OnError", "RunSink"]
@@ -139,6 +139,12 @@ class RunSink(ABC, Generic[StreamT]):
         self._stream_resources: dict[str, StreamResource] = {}
         self._read_files: dict[str, dict[str, list[dict[str, JSONValue]]]] = {}
         """stream name -> data key -> the detector files its readings were read from"""
+        self._lock = WriterLock()
+
+    def hold_output(self) -> None:
+        """Hold the output for this writer until the run finishes (once it is created): a second
+        writer, an ``overwrite`` or a ``finalize`` meanwhile is an :class:`OutputBusyError`."""
+        self._lock = self.storage.lock(self.label)
 
     # --- what each format does --------------------------------------------------------------------
 
@@ -472,7 +478,7 @@ class RunSink(ABC, Generic[StreamT]):
         self.status = (
             "fail" if self.errors else ("partial" if quarantined and status == "success" else status)
         )
-        for step in (self.close, self.storage.sync):
+        for step in (self.close, self.storage.sync, self._lock.release):
             try:
                 step()
             except Exception as err:

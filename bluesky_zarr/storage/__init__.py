@@ -6,7 +6,7 @@ implements it on a local file system, :class:`S3Storage` on an S3-compatible obj
 :func:`open_storage` makes the one a target (a path, ``file://``, ``s3://``) names.
 """
 
-from ._base import GrowingObject, Storage
+from ._base import GrowingObject, Storage, WriterLock
 from ._local import LocalStorage
 from ._s3 import S3Storage
 from ._spool import finalize_spool
@@ -20,6 +20,7 @@ __all__ = [
     "S3Storage",
     "Storage",
     "Target",
+    "WriterLock",
     "ZarrStoreStorage",
     "abort_incomplete_uploads",
     "finalize_spool",

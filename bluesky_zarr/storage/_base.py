@@ -10,6 +10,9 @@ object-store implementation fits it as well as a file system:
 - :meth:`Storage.grow` opens an object that is filled in place (a shard, a live Arrow stream);
   :meth:`GrowingObject.publish` makes what it holds so far visible (a file system may show
   appends sooner; an object store uploads the whole object at each publish, and only then).
+- :meth:`Storage.lock` marks an output as owned by the writer writing it, until the run ends;
+  :meth:`Storage.lock_holder` says whether a live writer holds it (a file system can tell; an
+  object store cannot, and says so with :attr:`Storage.knows_writers`).
 - :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
   :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
   (every run syncs at its ``stop``).
@@ -25,7 +28,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["GrowingObject", "Storage"]
+__all__ = ["GrowingObject", "Storage", "WriterLock"]
 
 Bytes = bytes | bytearray | memoryview
 
@@ -58,8 +61,21 @@ class GrowingObject(ABC):
         """Publish and release the object; calling it again does nothing."""
 
 
+class WriterLock:
+    """A writer's hold on one output while it writes it; :meth:`release` ends it (once).
+
+    This base holds nothing: it is what a store that cannot lock (an object store) gives.
+    """
+
+    def release(self) -> None:
+        """End the hold; calling it again does nothing."""
+
+
 class Storage(ABC):
     """A root and the objects below it, keyed by ``/``-separated keys relative to the root."""
+
+    knows_writers: bool = False
+    """Whether :meth:`lock_holder` can tell a live writer (a local file system: yes)."""
 
     @property
     @abstractmethod
@@ -139,6 +155,18 @@ class Storage(ABC):
     def grow(self, key: str, *, hidden: bool = True, reopen: bool = False) -> GrowingObject:
         """An object to fill in place. ``hidden``: invisible until first published (else there,
         empty, at once); ``reopen``: continue an object published and closed before."""
+
+    def lock(self, name: str) -> WriterLock:
+        """Hold the output for this process under ``name`` (a format's name) until released.
+
+        A live holder of the same ``name`` is an :class:`~bluesky_zarr.OutputBusyError`. The
+        base holds nothing (an object store cannot tell whether a writer is alive).
+        """
+        return WriterLock()
+
+    def lock_holder(self, name: str) -> str | None:
+        """Which live writer holds the output under ``name`` (for messages), or ``None``."""
+        return None
 
     @abstractmethod
     def sync(self) -> None:

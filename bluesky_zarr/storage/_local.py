@@ -8,15 +8,19 @@ remembered and synced, with their folders, at :meth:`LocalStorage.sync`.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import fcntl
+import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .._errors import BlueskyZarrError, StoreExistsError, WriteError
+from .._errors import BlueskyZarrError, OutputBusyError, StoreExistsError, WriteError
 from .._naming import store_path
-from ._base import Bytes, GrowingObject, Storage
+from ._base import Bytes, GrowingObject, Storage, WriterLock
 
 __all__ = ["LocalStorage"]
 
@@ -103,8 +107,38 @@ class _LocalGrowing(GrowingObject):
             os.close(fd)
 
 
+LOCK_SUFFIX = ".writing"
+
+
+class _FileLock(WriterLock):
+    """An ``flock`` on ``<root>/.<name>.writing``, which says who holds it; the kernel lets go of it
+    when the process ends, however it ends, so a killed writer never leaves a live-looking lock."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):  # removed while held: nobody takes a stale file for a lock
+            self.path.unlink()
+        os.close(fd)
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text())
+        return f"process {holder['pid']} on {holder['host']} (since {holder['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
 class LocalStorage(Storage):
     """Objects as files below the directory ``root``."""
+
+    knows_writers = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -151,6 +185,14 @@ class LocalStorage(Storage):
 
     def create(self, *, overwrite: bool = False, exist_ok: bool = False) -> None:
         if overwrite and self.root.exists():
+            for name in self.list():
+                if name.startswith(".") and name.endswith(LOCK_SUFFIX):
+                    holder = self.lock_holder(name[1 : -len(LOCK_SUFFIX)])
+                    if holder is not None:
+                        raise OutputBusyError(
+                            f"{self.root} is being written by {holder}; it was not replaced. Wait for that "
+                            "run to end, or choose another file_prefix"
+                        )
             with _wrapped(self.root, "replace"):
                 if self.root.is_dir():
                     shutil.rmtree(self.root)
@@ -254,6 +296,53 @@ class LocalStorage(Storage):
             os.replace(path, new)
         self._folders = {f for f in self._folders if f != path and path not in f.parents}
         self._unsynced.update({path.parent, new.parent})
+
+    # --- owners ----------------------------------------------------------------------------------
+
+    def _lock_path(self, name: str) -> Path:
+        return self.root / f".{name}{LOCK_SUFFIX}"
+
+    def lock(self, name: str) -> WriterLock:
+        path = self._lock_path(name)
+        with _wrapped(path, "lock"):
+            while True:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise OutputBusyError(
+                        f"{self.root} is being written by {_holder_text(path)}; nothing was written. "
+                        "Every output has one writer: choose another file_prefix, or wait for that run to end"
+                    ) from None
+                except BaseException:
+                    os.close(fd)
+                    raise
+                try:  # the file we locked may have been released and removed meanwhile: lock the new one
+                    if os.fstat(fd).st_ino == path.stat().st_ino:
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+            since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since})
+            os.ftruncate(fd, 0)
+            _write_all(fd, holder.encode(), 0)
+        return _FileLock(path, fd)
+
+    def lock_holder(self, name: str) -> str | None:
+        path = self._lock_path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_text(path)
+        finally:
+            os.close(fd)  # closing lets go of a lock we got: the writer that made it is gone
+        return None
 
     # --- growing objects and durability -----------------------------------------------------------
 

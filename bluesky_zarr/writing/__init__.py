@@ -9,6 +9,7 @@ page) -> :class:`Router` (the run, external data filled) -> :class:`RunFanOut` (
 from ._buffer import DocumentBuffer
 from ._document_files import document_files, read_document_file
 from ._export import export, feed
+from ._finalize import finalize
 from ._router import Router, RunFanOut
 from ._writer import Writer, WriterOptions
 from ._writers import ArrowWriter, ParquetWriter, ZarrWriter
@@ -25,5 +26,6 @@ __all__ = [
     "document_files",
     "export",
     "feed",
+    "finalize",
     "read_document_file",
 ]

@@ -57,12 +57,17 @@ def test_an_aborted_scan_keeps_what_was_taken_and_says_so(RE, record, tmp_path, 
     assert len(readings.points()) == len({e["seq_num"] for e in evs}) >= 4
 
 
-def test_a_killed_writer_leaves_everything_it_flushed_readable(killed, fmt):
-    """SIGKILL while the writer thread writes: Zarr's ``written`` mask vouches for what is there,
-    ``finalize_parquet`` makes the Parquet file of the parts, every whole Arrow batch reads."""
-    info, readings = fmt.killed(killed(fmt.name), "crash")
-    assert info.status == fmt.status_after_kill and info.stop is None
-    assert info.start["plan_name"] == "grid_scan"
+@pytest.mark.parametrize("when", ["before finalize", "after finalize"])
+def test_a_killed_writer_leaves_everything_it_flushed_readable(killed, fmt, when):
+    """SIGKILL while the writer thread writes: Zarr's ``written`` mask vouches for what is there, the
+    Parquet parts and every whole Arrow batch read; ``finalize`` makes a finished, ``incomplete`` run."""
+    directory = killed(fmt.name)
+    if when == "before finalize":
+        readings = fmt.unfinished_readings(directory, "crash")
+    else:
+        info, readings = fmt.killed(directory, "crash")
+        assert info.status == "incomplete" and info.stop is None
+        assert info.start["plan_name"] == "grid_scan"
     seq = readings.seq_nums()
     assert len(set(seq)) == len(seq)
     assert set(range(1, FLUSHED + 1)) <= set(seq)  # every event flushed before the kill

@@ -21,11 +21,14 @@ later travels in the *custom metadata* of record batches:
   batch of the one before (whose ``status`` is ``continued``).
 
 A reader gets them with ``RecordBatchStreamReader.read_next_batch_with_custom_metadata()``. A
-stream file with no end marker was cut short (a crash): every batch before the cut is whole.
+stream file with no end marker was cut short (a crash): every batch before the cut is whole, and
+:func:`~bluesky_zarr.finalize` ends it: the whole messages kept byte for byte, a torn one after
+them left out, and the last batch (``status`` ``incomplete``, ``finalized``) and end marker added.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Mapping
@@ -35,7 +38,8 @@ from typing import ClassVar
 import pyarrow as pa
 
 from ..._errors import ConfigurationError, WriteError
-from ...storage import GrowingObject
+from ...storage import GrowingObject, Storage
+from .._format import Finalized, finalized_by
 from ._layout import TableLayout
 from ._run import TableFormat, TableOutput, TableRun
 
@@ -85,6 +89,9 @@ class ArrowIPC(TableFormat):
         self, run: TableRun, file_name: str, layout: TableLayout, metadata: dict[str, str]
     ) -> TableOutput:
         return _StreamFile(run, file_name, self, layout, metadata)
+
+    def finalize(self, output: Storage) -> list[Finalized]:
+        return [_end_cut_stream(output, name) for name in output.list() if name.endswith(self.suffix)]
 
     def ipc_options(self) -> pa.ipc.IpcWriteOptions:
         return pa.ipc.IpcWriteOptions(compression=None if self.compression == "none" else self.compression)
@@ -183,3 +190,59 @@ class _StreamFile:
 
     def close(self, metadata: dict[str, str]) -> None:
         self._end(self._end_metadata(metadata))
+
+
+def _end_cut_stream(storage: Storage, key: str) -> Finalized:
+    """End a stream file that a stopped writer left without its last batch and end marker."""
+    path = str(storage.artifact(key))
+    whole, schema, metadata, batches = _whole_messages(storage, key)
+    if schema is None:
+        return Finalized(path, "arrow", "unknown", changed=False, notes=(f"{key}: holds no schema",))
+    if batches and metadata.get("status", '"running"') != json.dumps("running"):
+        return Finalized(path, "arrow", json.loads(metadata["status"]), changed=False)
+    end = {**_StreamFile._end_metadata(metadata), "status": json.dumps("incomplete")}
+    end["finalized"] = json.dumps(finalized_by())
+    tail = (
+        io.BytesIO()
+    )  # a stream of the same schema with only the last batch: its messages follow the schema's
+    with pa.ipc.new_stream(tail, schema) as writer:
+        writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema), custom_metadata=end)
+    ending = pa.BufferReader(tail.getvalue())
+    pa.ipc.MessageReader.open_stream(ending).read_next_message()
+    torn = storage.size(key) - whole
+    with storage.reader(key) as source, storage.writer(key) as file:
+        left = whole
+        while left:
+            block = source.read(min(left, 16 * 1024**2))
+            file.write(block)
+            left -= len(block)
+        file.write(tail.getvalue()[ending.tell() :])
+    notes = f"{key}: {batches} whole batch(es) kept, the last batch and end marker added"
+    if torn:
+        notes += f"; {torn} byte(s) of a batch cut short left out"
+    return Finalized(path, "arrow", "incomplete", changed=True, notes=(notes,))
+
+
+def _whole_messages(storage: Storage, key: str) -> tuple[int, pa.Schema | None, dict[str, str], int]:
+    """The bytes of the whole messages at the start of a stream file, its schema, the metadata of
+    the schema updated by every batch's custom metadata, and the number of whole batches."""
+    whole = 0
+    with storage.reader(key) as file:
+        source = pa.PythonFile(file, mode="r")
+        messages = pa.ipc.MessageReader.open_stream(source)
+        with contextlib.suppress(StopIteration, OSError, pa.ArrowInvalid):
+            while True:
+                messages.read_next_message()
+                whole = source.tell()
+    if not whole:
+        return 0, None, {}, 0
+    with storage.reader(key) as file:
+        reader = pa.ipc.open_stream(pa.PythonFile(file, mode="r"))
+        metadata = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
+        batches = 0
+        with contextlib.suppress(StopIteration, OSError, pa.ArrowInvalid):
+            while True:
+                _, custom = reader.read_next_batch_with_custom_metadata()
+                batches += 1
+                metadata.update({k.decode(): v.decode() for k, v in (custom or {}).items()})
+        return whole, reader.schema, metadata, batches

@@ -14,13 +14,12 @@ and a crash, a full disk or a killed process loses only the rows not yet flushed
 (or when the writer closes, for runs without one) the parts are merged into
 ``<prefix>/primary.parquet``, whose schema metadata holds the start, descriptor(s) and stop
 documents, and the parts are deleted. A run left behind by a killed process is finished with
-:func:`finalize_parquet`.
+:func:`~bluesky_zarr.finalize` (or :func:`finalize_parquet`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from ..._errors import ConfigurationError, RunNotFoundError, WriteError
 from ...storage import LocalStorage, Storage
+from .._format import Finalized, finalized_by
 from ._layout import TableLayout
 from ._run import TableFormat, TableOutput, TableRun
 
@@ -99,6 +99,19 @@ class Parquet(TableFormat):
         output = _Parts(run.storage, final, self.write_options(), layout, metadata)
         run.artifacts.append(run.artifact(final))
         return output
+
+    def finalize(self, output: Storage) -> list[Finalized]:
+        done = []
+        names = output.list()
+        for name in names:
+            if name.endswith(f"{self.suffix}{PARTS}"):
+                done.append(_finalize_parts(output, name, self.write_options()))
+            elif name.endswith(self.suffix) and f"{name}{PARTS}" not in names:
+                done.append(Finalized(str(output.artifact(name)), "parquet", _status(output, name), False))
+        for stray in output.list():
+            if stray.startswith(".") and stray.endswith(f"{self.suffix}.partial"):
+                output.delete(stray)
+        return done
 
     def write_options(self) -> dict[str, Any]:
         """The options of ``pyarrow.parquet`` writers for this format."""
@@ -320,7 +333,7 @@ def finalize_parquet(
     document and descriptors in the schema metadata. ``status`` is what the writer recorded if it
     got as far as the stop document, else ``"incomplete"``; ``finalized`` says when and how the
     file was made. Streams already merged are left alone (leftover parts of a merge that had
-    finished are removed). Run it only when no writer is writing the run any more.
+    finished are removed). :func:`~bluesky_zarr.finalize` does the same for every format.
 
     Parameters
     ----------
@@ -338,6 +351,8 @@ def finalize_parquet(
     ------
     RunNotFoundError
         ``run_directory`` is not a directory (also a ``FileNotFoundError``).
+    OutputBusyError
+        A writer is still writing the run's Parquet files.
     """
     root = Path(run_directory)
     if not root.is_dir():
@@ -346,38 +361,46 @@ def finalize_parquet(
             "<stream>.parquet.parts folders"
         )
     storage = LocalStorage(root)
-    options = Parquet(compression=compression, compression_level=compression_level).write_options()
-    finished = []
-    for folder in storage.list():
-        if not folder.endswith(f".parquet{PARTS}"):
-            continue
-        final = folder[: -len(PARTS)]
-        for stray in storage.list(folder):
-            if stray.startswith(".") and stray.endswith(".partial"):
-                storage.delete(f"{folder}/{stray}")
-        if storage.exists(final):  # the merge had finished; only removing the parts had not
-            storage.delete(folder)
-            continue
-        parts = live_parts(storage, folder)
-        metadata: dict[str, str] = {}
-        if parts:
-            with storage.reader(parts[-1]) as file:
-                raw = pq.read_schema(file).metadata or {}
-            metadata = {k.decode(): v.decode() for k, v in raw.items()}
-        recorded = {}
-        with contextlib.suppress(ValueError, TypeError):
-            recorded = json.loads(storage.get(f"{folder}/{FINISH}") or b"{}")
-        metadata["status"] = json.dumps(str(recorded.get("status") or "incomplete"))
-        if recorded.get("stop") is not None:
-            metadata["stop"] = json.dumps(recorded["stop"])
-        if recorded.get("errors"):
-            metadata["errors"] = json.dumps(recorded["errors"])
-        metadata["finalized"] = json.dumps(
-            {"by": "bluesky_zarr.finalize_parquet", "at": datetime.datetime.now(datetime.UTC).isoformat()}
-        )
-        merge_parts(storage, folder, final, metadata, options)
-        finished.append(root / final)
-    for stray in storage.list():
-        if stray.startswith(".") and stray.endswith(".parquet.partial"):
-            storage.delete(stray)
-    return finished
+    fmt = Parquet(compression=compression, compression_level=compression_level)
+    lock = storage.lock(fmt.label)
+    try:
+        return [Path(done.path) for done in fmt.finalize(storage) if done.changed]
+    finally:
+        lock.release()
+
+
+def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> Finalized:
+    """Merge the parts of one stream, ``<stream>.parquet.parts``, into ``<stream>.parquet``."""
+    final = folder[: -len(PARTS)]
+    for stray in storage.list(folder):
+        if stray.startswith(".") and stray.endswith(".partial"):
+            storage.delete(f"{folder}/{stray}")
+    if storage.exists(final):  # the merge had finished; only removing the parts had not
+        storage.delete(folder)
+        return Finalized(str(storage.artifact(final)), "parquet", _status(storage, final), changed=False,
+                         notes=(f"{folder}: left over from a finished merge, removed",))  # fmt: skip
+    parts = live_parts(storage, folder)
+    metadata: dict[str, str] = {}
+    if parts:
+        with storage.reader(parts[-1]) as file:
+            raw = pq.read_schema(file).metadata or {}
+        metadata = {k.decode(): v.decode() for k, v in raw.items()}
+    recorded = {}
+    with contextlib.suppress(ValueError, TypeError):
+        recorded = json.loads(storage.get(f"{folder}/{FINISH}") or b"{}")
+    status = str(recorded.get("status") or "incomplete")
+    metadata["status"] = json.dumps(status)
+    if recorded.get("stop") is not None:
+        metadata["stop"] = json.dumps(recorded["stop"])
+    if recorded.get("errors"):
+        metadata["errors"] = json.dumps(recorded["errors"])
+    metadata["finalized"] = json.dumps(finalized_by())
+    rows = merge_parts(storage, folder, final, metadata, options)
+    return Finalized(str(storage.artifact(final)), "parquet", status, changed=True,
+                     notes=(f"{final}: {rows} row(s) from {len(parts)} part(s)",))  # fmt: skip
+
+
+def _status(storage: Storage, key: str) -> str:
+    with storage.reader(key) as file:
+        metadata = pq.read_schema(file).metadata or {}
+    return str(json.loads(metadata.get(b"status", b'"unknown"')))

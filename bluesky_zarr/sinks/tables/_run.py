@@ -175,6 +175,7 @@ class TableRun(RunSink[TableStream]):
         self._start_json = dumps(start)
         self._files: set[str] = set()
         storage.create(exist_ok=True)
+        self.hold_output()
         if overwrite:
             for name in storage.list():
                 if fmt.owns(name):

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from ..._documents import RunStart
 from ...storage import Storage
-from .._format import Format
+from .._format import Finalized, Format
 from .._run import OnError
+from ._finalize import finalize_store
 from ._options import ZarrOptions
 from ._run import ZarrRun
 
@@ -46,6 +47,12 @@ class Zarr(Format):
 
     def output_path(self, directory: Storage, prefix: str) -> Storage:
         return directory.child(f"{prefix}.zarr")
+
+    def owns(self, name: str) -> bool:
+        return name == "zarr.json"
+
+    def finalize(self, output: Storage) -> list[Finalized]:
+        return [finalize_store(output)] if output.exists("zarr.json") else []
 
     def open(
         self,

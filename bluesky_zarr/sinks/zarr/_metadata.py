@@ -20,7 +20,7 @@ from ...storage import Storage
 from ._layout import ArraySpec
 from ._shards import index_codecs
 
-__all__ = ["Nodes", "array_document", "consolidated_root", "group_document"]
+__all__ = ["Nodes", "array_document", "consolidated_root", "dumps", "group_document"]
 
 CHUNK_KEY_ENCODING: dict[str, Any] = {"name": "default", "configuration": {"separator": "."}}
 """Chunk keys ``c.0.1.0.0``: all of an array's chunks in one directory, so writing a chunk never
@@ -47,7 +47,7 @@ def _fill_value(value: Any) -> Any:
     return value
 
 
-def _dumps(document: Mapping[str, Any]) -> bytes:
+def dumps(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, indent=2, allow_nan=False).encode()
 
 
@@ -109,7 +109,7 @@ def consolidated_root(attrs: Mapping[str, Any], nodes: Mapping[str, Mapping[str,
         **group_document(attrs),
         "consolidated_metadata": {"kind": "inline", "must_understand": False, "metadata": metadata},
     }
-    return _dumps(root)
+    return dumps(root)
 
 
 class Nodes:
@@ -125,7 +125,7 @@ class Nodes:
 
     def put(self, path: str, document: dict[str, Any]) -> None:
         """Write the ``zarr.json`` of the node at ``path`` (``""`` for the root)."""
-        self.storage.put(f"{path}/zarr.json" if path else "zarr.json", _dumps(document))
+        self.storage.put(f"{path}/zarr.json" if path else "zarr.json", dumps(document))
         if path:
             self.documents[path] = document
 

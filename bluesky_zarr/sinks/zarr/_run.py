@@ -48,6 +48,7 @@ class ZarrRun(RunSink[ZarrStream]):
         super().__init__(start, storage, label="zarr", selection=selection, on_error=on_error)
         self.options = options or ZarrOptions()
         storage.create(overwrite=overwrite)
+        self.hold_output()
         self.nodes = Nodes(storage)
         self._write_root()
 
