@@ -58,7 +58,7 @@ def test_a_live_writer_is_refused_and_the_killed_one_finalized_once(tmp_path, fm
         assert not any(b"bluesky_zarr.finalize" in data for data in after.values())
 
     kill_after_flush(tmp_path, fmt.name, while_alive)
-    assert str(output) in seen["error"] and "wait" in seen["error"]
+    assert str(output) in seen["error"] and "once that writer has stopped" in seen["error"]
     assert seen["cli"][0] == 3 and "not finalized" in seen["cli"][1]
 
     done = bluesky_zarr("finalize", output)

@@ -72,7 +72,13 @@ def finalize(
         fmt = kind()
         if not any(fmt.owns(name) for name in names):
             continue
-        lock = storage.lock(fmt.label)  # a live writer's lock: OutputBusyError, naming it
+        holder = storage.lock_holder(fmt.label)
+        if holder is not None:
+            raise OutputBusyError(
+                f"{storage.location} is being written by {holder}; nothing was changed. Finalize it once "
+                "that writer has stopped"
+            )
+        lock = storage.lock(fmt.label)  # and no writer starts on it meanwhile
         try:
             done += fmt.finalize(storage)
         finally:
