@@ -34,7 +34,8 @@ def main() -> None:
     lab = make_sim_instrument(shape=(256, 256), exposure_time=0.005, fast=True)
 
     RE = RunEngine({})
-    RE.subscribe(Writer(HERE, Zarr(), Parquet(data_keys="scalars"), file_prefix="experiment"))
+    # progress=True: a bar of the points taken, the rate, the time left and the writer's lag
+    RE.subscribe(Writer(HERE, Zarr(), Parquet(data_keys="scalars"), file_prefix="experiment", progress=True))
     started = time.perf_counter()
     (uid,) = RE(
         wavelength_position_scan(lab.detectors, lab.laser, (700, 790, 10), lab.stage, (0, 4, 5), snake=True)

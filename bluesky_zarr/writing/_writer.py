@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
 from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
@@ -29,6 +29,7 @@ from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
 from ._detector_files import AreaDetectorHDF5Handler
 from ._paging import PAGE_EVENTS, PAGE_PAGES
+from ._progress import ProgressDisplay
 from ._router import Router, RunFanOut
 
 __all__ = ["Writer", "WriterOptions"]
@@ -47,6 +48,7 @@ class WriterOptions(TypedDict, total=False):
     on_error: OnError
     frame_timeout: float
     storage_options: Mapping[str, Any] | None
+    progress: bool | IO[str]
 
 
 class Writer:
@@ -102,6 +104,11 @@ class Writer:
         :class:`~bluesky_zarr.storage.S3Storage`). Credentials are best left to the environment
         (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); given here, they are held in memory
         only, never written, logged, shown or pickled.
+    progress
+        ``True`` (or a text file to draw on): a progress bar per run, drawn with tqdm on stderr (a
+        widget in Jupyter): points of the primary stream taken of the start document's
+        ``num_points``, the rate, the time left, and how many events the writer is behind the
+        RunEngine. It costs the scan an integer addition per event; a thread of its own draws it.
 
     Attributes
     ----------
@@ -133,6 +140,7 @@ class Writer:
         on_error: OnError = "quarantine",
         frame_timeout: float = 10.0,
         storage_options: Mapping[str, Any] | None = None,
+        progress: bool | IO[str] = False,
     ) -> None:
         if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0:
             raise ConfigurationError(
@@ -146,7 +154,7 @@ class Writer:
         self._config: dict[str, Any] = {
             "file_prefix": file_prefix, "overwrite": overwrite, "handler_registry": handler_registry,
             "buffer_bytes": buffer_bytes, "flush_interval": flush_interval, "on_error": on_error,
-            "frame_timeout": frame_timeout,
+            "frame_timeout": frame_timeout, "progress": progress is True,
         }  # fmt: skip
         self.file_prefix = file_prefix
         self.overwrite = overwrite
@@ -169,6 +177,9 @@ class Writer:
         self._array_keys: dict[str, tuple[str, ...]] = {}
         """descriptor uid -> its data keys with array readings, for the buffer's bound"""
         self._router = Router(self)
+        self._progress = (
+            None if progress is False else ProgressDisplay(None if progress is True else progress)
+        )
         self.artifacts: dict[str, list[Path | str]] = {f.label: [] for f in self.formats}
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
         self._thread.start()
@@ -216,6 +227,8 @@ class Writer:
         self._buffer.put(name, doc, nbytes)
         if name == "stop":
             self._buffer.join()
+        if self._progress is not None:
+            self._progress.document(name, doc)
         if self._errors:
             self._raise_pending()
         return name, doc
@@ -265,6 +278,8 @@ class Writer:
         self._buffer.put(_CLOSE, None, 0)
         self._thread.join()
         self._closed = True
+        if self._progress is not None:
+            self._progress.close()
         self._raise_pending()
 
     def __enter__(self) -> Writer:
@@ -305,10 +320,13 @@ class Writer:
                         and items[j][1].get("descriptor") == descriptor
                     ):  # fmt: skip
                         j += 1
+                    docs = [item[1] for item in items[i:j]]
                     try:
-                        self._router.events(name, [item[1] for item in items[i:j]])
+                        self._router.events(name, docs)
                     except Exception as err:  # the router itself: events of no known descriptor
                         self.record(err, _reference(doc), name)
+                    if self._progress is not None:
+                        self._progress.wrote(name, docs)
                     i = j
                     continue
                 i += 1

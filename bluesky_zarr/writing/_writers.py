@@ -43,7 +43,7 @@ class ZarrWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Zarr`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
@@ -82,7 +82,7 @@ class ParquetWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Parquet`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
@@ -127,7 +127,7 @@ class ArrowWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.ArrowIPC`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
