@@ -10,19 +10,39 @@ writer still writing an output (try again once it has stopped).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import BlueskyZarrError, OutputBusyError, StoreExistsError
+from tqdm import tqdm
+
+from ._errors import BlueskyZarrError, ConfigurationError, OutputBusyError, StoreExistsError
 from .readers import inspect_run, quick_look
-from .writing import document_files, export, finalize, read_document_file
+from .writing import (
+    catalog_runs,
+    document_files,
+    export,
+    finalize,
+    is_catalog,
+    open_catalog,
+    read_document_file,
+)
 
 __all__ = ["main"]
 
 FORMATS = ("zarr", "parquet", "arrow")
+
+
+def _runs(args: argparse.Namespace) -> list[tuple[str, Callable[[], Iterable[tuple[str, Any]]]]]:
+    """``(label, documents)`` of every run SOURCE holds: a catalog's runs, or one per document file."""
+    if is_catalog(args.source):
+        return list(catalog_runs(open_catalog(args.source), args.uid, args.search))
+    if args.uid or args.search:
+        raise ConfigurationError("--uid and --search choose runs of a catalog; SOURCE is document files")
+    return [(path.name, functools.partial(read_document_file, path)) for path in document_files(args.source)]
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -36,27 +56,43 @@ def _export(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        files = document_files(args.source)
+        runs = _runs(args)
     except (FileNotFoundError, BlueskyZarrError) as err:
         print(f"bluesky-zarr export: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # a catalog that cannot be reached
+        print(f"bluesky-zarr export: cannot read {args.source}: {err}", file=sys.stderr)
+        return 1
     failed = 0
-    for number, path in enumerate(files, start=1):
-        where = f"[{number}/{len(files)}] {path.name}"
+    # a bar over the runs on a terminal; one line per run in any case
+    bar = tqdm(total=len(runs), unit="run", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+    for number, (label, documents) in enumerate(runs, start=1):
+        where = f"[{number}/{len(runs)}] {label}"
         try:
-            artifacts = export(
-                read_document_file(path), args.dest, args.file_prefix, format=formats, overwrite=False
-            )
+            artifacts = export(documents(), args.dest, args.file_prefix, format=formats, overwrite=False)
         except StoreExistsError as err:
-            print(f"{where}: skipped, already exported ({err})", file=sys.stderr)
+            bar.write(f"{where}: skipped, already exported ({err})", file=sys.stderr)
             continue
         except Exception as err:  # one bad run is reported, the others go on
             failed += 1
-            print(f"{where}: FAILED: {err}", file=sys.stderr)
+            bar.write(f"{where}: FAILED: {err}", file=sys.stderr)
             continue
+        finally:
+            bar.update()
         written = ", ".join(str(p) for paths in artifacts.values() for p in paths)
-        print(f"{where}: wrote {written}", file=sys.stderr)
+        bar.write(f"{where}: wrote {written}", file=sys.stderr)
+    bar.close()
     return 1 if failed else 0
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"give KEY=VALUE, e.g. plan_name=grid_scan; not {text!r}")
+    try:
+        return key.strip(), json.loads(value)  # numbers and true/false as such
+    except ValueError:
+        return key.strip(), value
 
 
 def _size(nbytes: int) -> str:
@@ -172,12 +208,14 @@ def parser() -> argparse.ArgumentParser:
 
     export_ = commands.add_parser(
         "export",
-        help="write saved document files (suitcase-jsonl, suitcase-msgpack) as Zarr, Parquet or Arrow IPC",
-        description="Write each run of SOURCE (a .jsonl or .msgpack document file, or a directory of "
-        "them: one run per file) into DEST. A run already exported is skipped, never overwritten; a "
+        help="write runs of a databroker catalog or saved document files as Zarr, Parquet or Arrow IPC",
+        description="Write each run of SOURCE into DEST. SOURCE is a databroker 2.x catalog served by "
+        "Tiled (its URL, http://host:port/..., with the API key in TILED_API_KEY; or databroker:NAME, "
+        "a catalog databroker's Broker.named finds), or a .jsonl or .msgpack document file or a "
+        "directory of them (one run per file). A run already exported is skipped, never overwritten; a "
         "run that fails is reported and the others go on (exit code 1).",
     )
-    export_.add_argument("source", type=Path, help="a document file, or a directory of them")
+    export_.add_argument("source", help="a catalog URL or databroker:NAME, a document file, or a directory")
     export_.add_argument(
         "dest", help="the directory (or s3://bucket/prefix/) the outputs go into (made if missing)"
     )
@@ -190,6 +228,17 @@ def parser() -> argparse.ArgumentParser:
         "--file-prefix",
         default="{start[uid]}",
         help="names each output, from the start document (default {start[uid]})",
+    )
+    export_.add_argument(
+        "--uid", action="append", default=[], help="a catalog's run to export (repeat for more; default all)"
+    )
+    export_.add_argument(
+        "--search",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only a catalog's runs whose start document holds KEY=VALUE, e.g. plan_name=grid_scan",
     )
     export_.set_defaults(run=_export)
 

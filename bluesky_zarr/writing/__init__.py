@@ -7,6 +7,7 @@ page) -> :class:`Router` (the run, external data filled) -> :class:`RunFanOut` (
 """
 
 from ._buffer import DocumentBuffer
+from ._catalog import catalog_runs, is_catalog, open_catalog
 from ._document_files import document_files, read_document_file
 from ._export import export, feed
 from ._finalize import finalize
@@ -23,9 +24,12 @@ __all__ = [
     "Writer",
     "WriterOptions",
     "ZarrWriter",
+    "catalog_runs",
     "document_files",
     "export",
     "feed",
     "finalize",
+    "is_catalog",
+    "open_catalog",
     "read_document_file",
 ]
