@@ -55,7 +55,7 @@ def saved(RE, record, tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for command in ([], ["export"], ["inspect"], ["plot"]):
+    for command in ([], ["export"], ["inspect"], ["finalize"], ["plot"]):
         done = bluesky_zarr(*command, "--help")
         assert done.returncode == 0 and "usage: bluesky-zarr" in done.stdout
     assert bluesky_zarr().returncode == 2  # no subcommand: a usage error
@@ -196,3 +196,16 @@ def test_plot_writes_a_png_of_the_figure(nested_run, tmp_path):
     assert bluesky_zarr("plot", nested_run, "--sel", "wavelength").returncode == 2
     missing = bluesky_zarr("plot", nested_run, "--key", "nothing", "-o", out)
     assert missing.returncode == 1 and "no frames of data key 'nothing'" in missing.stderr
+
+
+def test_plot_of_a_killed_run_draws_what_it_holds(killed, tmp_path):
+    """A killed grid scan's store: the frame at a point the written mask vouches for, and the
+    spectrum with the points never written left out; then the same after finalize."""
+    store = killed("zarr") / "crash.zarr"
+    out = tmp_path / "killed.png"
+    done = bluesky_zarr("plot", store, "--sel", "motor1=0", "--sel", "motor2=0", "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+    assert bluesky_zarr("finalize", store).returncode == 0
+    again = bluesky_zarr("plot", store, "--sel", "motor1=0", "-o", tmp_path / "finalized.png")
+    assert again.returncode == 0, again.stderr

@@ -87,6 +87,22 @@ def test_runs_are_chosen_by_uid_and_search_and_a_missing_one_fails_alone(catalog
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [f"{scan_uid}.zarr"]
 
 
+def test_a_catalog_by_its_databroker_name(catalog, tmp_path):
+    """``databroker:NAME``: the catalog ``databroker.Broker.named(NAME)`` finds, here a Tiled profile
+    in a directory named by ``TILED_PROFILES``."""
+    url, runs = catalog
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "facility.yml").write_text(f"facility:\n  uri: {url}\n")  # the key: TILED_API_KEY
+    count_uid = list(runs)[-1]
+    done = subprocess.run(
+        [*CLI, "export", "databroker:facility", str(tmp_path / "out"), "--uid", count_uid],
+        capture_output=True, text=True, timeout=300, env={**env_with_key(), "TILED_PROFILES": str(profiles)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert xr.open_zarr(tmp_path / "out" / f"{count_uid}.zarr", group="primary").sizes["time"] == 2
+
+
 def test_tiled_serves_the_output_directory_as_it_is(catalog, tmp_path):
     """``tiled serve directory`` on what the writers wrote (Zarr and tables in directories of their
     own: Tiled names ``<run>.zarr`` and ``<run>/`` alike): a store's arrays and a Parquet table read
