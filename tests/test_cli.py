@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,6 +12,7 @@ import suitcase.jsonl
 import suitcase.msgpack
 import xarray as xr
 from bluesky import plans as bp
+from command_line import bluesky_zarr
 from documents import events
 from formats import FORMATS, assert_holds
 from ophyd.sim import det, det4, motor1, motor2
@@ -22,12 +21,6 @@ from stock import open_stream, variables_by_data_key
 
 from bluesky_zarr.devices import make_sim_instrument
 from bluesky_zarr.plans import wavelength_position_scan
-
-CLI = [sys.executable, "-m", "bluesky_zarr.cli"]
-
-
-def bluesky_zarr(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def runs_of(record):

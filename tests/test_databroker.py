@@ -4,8 +4,6 @@ directory`` as it is."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,19 +12,12 @@ import pytest
 import xarray as xr
 from bluesky import RunEngine
 from bluesky import plans as bp
+from command_line import bluesky_zarr
 from documents import events
 from ophyd.sim import det, det4, motor1, motor2
 from servers import client, databroker_catalog, env_with_key, tiled_server
 from stand_ins import FrameCounter
 from stock import open_stream, variables_by_data_key
-
-CLI = [sys.executable, "-m", "bluesky_zarr.cli"]
-
-
-def bluesky_zarr(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, env=env_with_key()
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ def catalog(tmp_path_factory):
 
 def test_export_of_a_served_catalog_writes_every_run_and_skips_them_the_second_time(catalog, tmp_path):
     url, runs = catalog
-    done = bluesky_zarr("export", url, tmp_path, "--format", "zarr,parquet")
+    done = bluesky_zarr("export", url, tmp_path, "--format", "zarr,parquet", env=env_with_key())
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(": wrote ") == 3
     grid_uid, scan_uid, count_uid = runs
@@ -70,19 +61,21 @@ def test_export_of_a_served_catalog_writes_every_run_and_skips_them_the_second_t
     np.testing.assert_allclose(table["det"].to_numpy(), [e["data"]["det"] for e in events(runs[scan_uid])])
     assert xr.open_zarr(tmp_path / f"{count_uid}.zarr", group="primary").sizes["time"] == 2
 
-    again = bluesky_zarr("export", url, tmp_path, "--format", "zarr,parquet")
+    again = bluesky_zarr("export", url, tmp_path, "--format", "zarr,parquet", env=env_with_key())
     assert again.returncode == 0 and again.stderr.count("skipped, already exported") == 3
 
 
 def test_runs_are_chosen_by_uid_and_search_and_a_missing_one_fails_alone(catalog, tmp_path):
     url, runs = catalog
     _, scan_uid, count_uid = runs
-    done = bluesky_zarr("export", url, tmp_path, "--uid", count_uid, "--uid", "no-such-run")
+    done = bluesky_zarr(
+        "export", url, tmp_path, "--uid", count_uid, "--uid", "no-such-run", env=env_with_key()
+    )
     assert done.returncode == 1
     assert "no-such-run: FAILED: the catalog has no run 'no-such-run'" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{count_uid}.zarr"]
 
-    chosen = bluesky_zarr("export", url, tmp_path / "scans", "--search", "plan_name=scan")
+    chosen = bluesky_zarr("export", url, tmp_path / "scans", "--search", "plan_name=scan", env=env_with_key())
     assert chosen.returncode == 0, chosen.stderr
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [f"{scan_uid}.zarr"]
 
@@ -95,9 +88,9 @@ def test_a_catalog_by_its_databroker_name(catalog, tmp_path):
     profiles.mkdir()
     (profiles / "facility.yml").write_text(f"facility:\n  uri: {url}\n")  # the key: TILED_API_KEY
     count_uid = list(runs)[-1]
-    done = subprocess.run(
-        [*CLI, "export", "databroker:facility", str(tmp_path / "out"), "--uid", count_uid],
-        capture_output=True, text=True, timeout=300, env={**env_with_key(), "TILED_PROFILES": str(profiles)},
+    done = bluesky_zarr(
+        "export", "databroker:facility", tmp_path / "out", "--uid", count_uid,
+        env={**env_with_key(), "TILED_PROFILES": str(profiles)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert xr.open_zarr(tmp_path / "out" / f"{count_uid}.zarr", group="primary").sizes["time"] == 2
@@ -110,8 +103,11 @@ def test_tiled_serves_the_output_directory_as_it_is(catalog, tmp_path):
     url, runs = catalog
     grid_uid, scan_uid, _ = runs
     data = tmp_path / "data"
-    assert bluesky_zarr("export", url, data / "zarr").returncode == 0
-    assert bluesky_zarr("export", url, data / "tables", "--format", "parquet").returncode == 0
+    assert bluesky_zarr("export", url, data / "zarr", env=env_with_key()).returncode == 0
+    assert (
+        bluesky_zarr("export", url, data / "tables", "--format", "parquet", env=env_with_key()).returncode
+        == 0
+    )
     with tiled_server(["directory", str(data)], tmp_path / "tiled.log") as served, client(served) as tree:
         deadline = time.monotonic() + 60
         while not indexed(tree, {"zarr": 3, "tables": 3}):  # it indexes the files as it serves

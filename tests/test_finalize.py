@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import xarray as xr
 from bluesky import plans as bp
+from command_line import bluesky_zarr
 from formats import FORMATS
 from ophyd.sim import det
 from processes import FLUSHED, kill_after_flush, kill_at
@@ -23,12 +22,6 @@ from stock import open_stream
 from tables import read_parquet
 
 from bluesky_zarr import OutputBusyError, RunNotFoundError, Writer, ZarrWriter, export, finalize, open_run
-
-CLI = [sys.executable, "-m", "bluesky_zarr.cli"]
-
-
-def bluesky_zarr(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def output_of(directory, fmt):
