@@ -21,7 +21,7 @@ from .writing import document_files, export, read_document_file
 
 __all__ = ["main"]
 
-FORMATS = ("zarr", "parquet", "arrow")
+FORMATS = ("zarr", "parquet", "arrow", "hdf5", "csv")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -150,7 +150,8 @@ def parser() -> argparse.ArgumentParser:
 
     export_ = commands.add_parser(
         "export",
-        help="write saved document files (suitcase-jsonl, suitcase-msgpack) as Zarr, Parquet or Arrow IPC",
+        help="write saved document files (suitcase-jsonl, suitcase-msgpack) as Zarr, Parquet, Arrow IPC, "
+        "HDF5 or CSV",
         description="Write each run of SOURCE (a .jsonl or .msgpack document file, or a directory of "
         "them: one run per file) into DEST. A run already exported is skipped, never overwritten; a "
         "run that fails is reported and the others go on (exit code 1).",

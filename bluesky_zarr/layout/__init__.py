@@ -35,7 +35,7 @@ from ._schema import (
     stream_reading_shape,
     stream_schema,
 )
-from ._values import ReadingsCheck, check_readings, lossless_cast, widened_dtype
+from ._values import ReadingsCheck, check_readings, lossless_cast, readings_array, widened_dtype
 
 __all__ = [
     "EVENT_DIM",
@@ -60,6 +60,7 @@ __all__ = [
     "lossless_cast",
     "propose_chunks",
     "reading_dtype",
+    "readings_array",
     "resolve_chunks",
     "resolve_shards",
     "safe_name",

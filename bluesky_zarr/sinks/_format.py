@@ -21,7 +21,8 @@ class Format:
     """Base of the output formats: what a writer writes for each run, and which data keys.
 
     Subclasses are small frozen dataclasses (:class:`~bluesky_zarr.Zarr`,
-    :class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`); give one or more to
+    :class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`, :class:`~bluesky_zarr.HDF5`,
+    :class:`~bluesky_zarr.CSV`); give one or more to
     :class:`~bluesky_zarr.Writer` or :func:`~bluesky_zarr.export`.
 
     Parameters
@@ -75,7 +76,7 @@ class Format:
 
 
 def resolve_formats(formats: Iterable[Format | str]) -> tuple[Format, ...]:
-    """Format objects from objects or names (``"zarr"``, ``"parquet"``, ``"arrow"``)."""
+    """Formats from objects or names (``"zarr"``, ``"parquet"``, ``"arrow"``, ``"hdf5"``, ``"csv"``)."""
     resolved: list[Format] = []
     for item in formats:
         if isinstance(item, Format):

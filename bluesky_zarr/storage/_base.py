@@ -10,6 +10,8 @@ object-store implementation fits it as well as a file system:
 - :meth:`Storage.grow` opens an object that is filled in place (a shard, a live Arrow stream);
   :meth:`GrowingObject.publish` makes what it holds so far visible (a file system may show
   appends sooner; an object store uploads the whole object at each publish, and only then).
+- :meth:`Storage.local_file` is the root as a local file, for a library that must write a file
+  itself (h5py); only local storage has one.
 - :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
   :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
   (every run syncs at its ``stop``).
@@ -81,6 +83,12 @@ class Storage(ABC):
     @abstractmethod
     def artifact(self, key: str = "") -> Path | str:
         """What ``artifacts`` lists for ``key``: a local path, or the URL of an object."""
+
+    def local_file(self) -> Path | None:
+        """The root as one local file, for a library that writes a file itself (h5py), or ``None``
+        where there is no such file (object storage). Its folder is made; :meth:`sync` makes the
+        file durable. Bytes written there are the library's: its errors are its own to wrap."""
+        return None
 
     def zarr_store(self) -> Any:
         """What a stock Zarr reader opens this root with (a path, or a zarr ``Store``)."""

@@ -133,6 +133,11 @@ class LocalStorage(Storage):
     def artifact(self, key: str = "") -> Path:
         return self.path(key)
 
+    def local_file(self) -> Path:
+        self.make_folder(self.root.parent)
+        self.touched(self.root)
+        return self.root
+
     def zarr_store(self) -> Path:
         return self.root
 

@@ -11,11 +11,13 @@ from ._document_files import document_files, read_document_file
 from ._export import export, feed
 from ._router import Router, RunFanOut
 from ._writer import Writer, WriterOptions
-from ._writers import ArrowWriter, ParquetWriter, ZarrWriter
+from ._writers import ArrowWriter, CSVWriter, HDF5Writer, ParquetWriter, ZarrWriter
 
 __all__ = [
     "ArrowWriter",
+    "CSVWriter",
     "DocumentBuffer",
+    "HDF5Writer",
     "ParquetWriter",
     "Router",
     "RunFanOut",
