@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from stock import (
     assert_tensorstore_agrees,
     assert_unwritten_points_hold_fill_values,
     has_group,
+    hdf5_has_group,
+    hdf5_root_attrs,
+    open_hdf5_stream,
     open_stream,
     root_attrs,
     variables_by_data_key,
@@ -44,7 +48,15 @@ from tables import (
     whole_batches,
 )
 
-from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize_parquet, open_run
+from bluesky_zarr import (
+    ArrowWriter,
+    HDF5Writer,
+    ParquetWriter,
+    Writer,
+    ZarrWriter,
+    finalize_parquet,
+    open_run,
+)
 
 
 @dataclass(frozen=True)
@@ -210,6 +222,11 @@ class OutputFormat(ABC):
     def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
         """What a reader gets from a run whose writer process was killed (recovering it if the format can)."""
 
+    def replaced_output_error(self, output: Path) -> str:
+        """What the error says (a regular expression) when the output was replaced by a plain file
+        after the start document: a directory output cannot hold the stream's files."""
+        return rf"{re.escape(str(output))}/primary\S*: .*Not a directory"
+
     def leftovers(self, directory: Path, prefix: str) -> list[Path]:
         """Working files that a finished run must not leave behind."""
         return sorted(self.output(directory, prefix).rglob(".*.partial"))
@@ -261,9 +278,15 @@ class ZarrOutput(OutputFormat):
 
 
 def zarr_readings(store: Path, stream: str) -> Readings:
+    overflow = f"{stream}/overflow"
+    return gridded_readings(
+        open_stream(store, stream), open_stream(store, overflow) if has_group(store, overflow) else None
+    )
+
+
+def gridded_readings(ds: xr.Dataset, overflow: xr.Dataset | None) -> Readings:
     """A stream's events: the grid points the ``written`` mask vouches for (by seq_num), then its
     overflow group; or, with no grid, the events along ``time``."""
-    ds = open_stream(store, stream)
     grid = ds.attrs.get("grid")
     if grid is None:
         return Readings(_rows(ds, ds.sizes.get("time", 0), None), in_event_order=True)
@@ -278,8 +301,7 @@ def zarr_readings(store: Path, stream: str) -> Readings:
         d: (axis, ds[f"{d}_offset"].values) for axis, d in enumerate(dims) if f"{d}_offset" in ds.variables
     }
     rows = _rows(ds, points, setpoints, offsets)
-    if has_group(store, f"{stream}/overflow"):
-        overflow = open_stream(store, f"{stream}/overflow")
+    if overflow is not None:
         rows += _rows(overflow, overflow.sizes["time"], None)
     return Readings(rows, in_event_order=False)
 
@@ -307,6 +329,57 @@ def _rows(
         )
         for place in places
     ]
+
+
+class HDF5Output(OutputFormat):
+    """One NeXus HDF5 file per run, ``<directory>/<prefix>.h5``: the Zarr store's datasets, read with
+    xarray (h5netcdf) and h5py as a SWMR reader (which also opens the file of a killed writer)."""
+
+    name = "hdf5"
+    writer_class = HDF5Writer
+    status_after_kill = "running"  # nothing can say otherwise once the process is gone
+
+    def output(self, directory: Path, prefix: str) -> Path:
+        return Path(directory) / f"{prefix}.h5"
+
+    def existing(self, prefix: str) -> str:
+        return f"{prefix}.h5"
+
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        return _run_info(hdf5_root_attrs(self.output(directory, prefix)))
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        path = self.output(directory, prefix)
+        overflow = f"{stream}/overflow"
+        has_overflow = hdf5_has_group(path, f"entry/{overflow}")
+        return gridded_readings(
+            open_hdf5_stream(path, stream), open_hdf5_stream(path, overflow) if has_overflow else None
+        )
+
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return self.readings(directory, prefix, stream)
+
+    def origins(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, float | None]:
+        ds = open_hdf5_stream(self.output(directory, prefix), stream)
+        dims = ds.attrs["grid"]["dims"]
+        return {d: ds[d].attrs.get("origin") for d in dims if d in ds.variables and ds[d].attrs["relative"]}
+
+    def at(
+        self, directory: Path, prefix: str, point: dict[str, float], stream: str = "primary"
+    ) -> dict[str, Any]:
+        """By ``.sel`` of xarray's h5netcdf engine."""
+        ds = open_hdf5_stream(self.output(directory, prefix), stream).sel(point)
+        return {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
+
+    def killed(self, directory: Path, prefix: str) -> tuple[RunInfo, Readings]:
+        return self.info(directory, prefix), self.readings(directory, prefix)
+
+    def replaced_output_error(self, output: Path) -> str:
+        """The file, not an HDF5 file any more, cannot be opened again to add the stream's group."""
+        return rf"{re.escape(str(output))}: .*file signature not found"
+
+    def leftovers(self, directory: Path, prefix: str) -> list[Path]:
+        return sorted(Path(directory).rglob(".*.partial"))
 
 
 class TableOutput(OutputFormat):
@@ -509,5 +582,5 @@ def _nullable(views: Views, column: str) -> list[Any]:
     return by_arrow
 
 
-ZARR, PARQUET, ARROW = ZarrOutput(), ParquetOutput(), ArrowOutput()
-FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW]
+ZARR, PARQUET, ARROW, HDF5 = ZarrOutput(), ParquetOutput(), ArrowOutput(), HDF5Output()
+FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW, HDF5]

@@ -49,7 +49,10 @@ KILLED_SCAN = textwrap.dedent(
 def kill_after_flush(directory: Path, fmt: str) -> None:
     """Run a grid scan written in ``fmt`` to ``directory`` (file prefix ``crash``) in a child
     process and SIGKILL it once it says that :data:`FLUSHED` events are on disk, while it writes more."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    }
     args = [sys.executable, "-c", KILLED_SCAN, str(directory), fmt, str(FLUSHED), *map(str, GRID)]
     with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None

@@ -32,7 +32,8 @@ def wrapped(path: Path, action: str = "write") -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise WriteError(err.errno, f"cannot {action} {path}: {err}") from err
+        message = f"cannot {action} {path}: {err}"
+        raise (WriteError(err.errno, message) if err.errno else WriteError(message)) from err
 
 
 class SWMRFile:

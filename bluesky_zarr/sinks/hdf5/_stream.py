@@ -145,6 +145,9 @@ class HDF5Stream:
         else:
             holds = (np.arange(len(data)) < self.length).reshape((-1,) + (1,) * len(spec.reading_shape))
         wide = np.where(holds, data.astype(spec.dtype), np.asarray(spec.fill_value, dtype=spec.dtype))
+        for dim in old.dims:  # else the scales keep references to a dataset that is gone
+            for scale in dim.values():
+                dim.detach_scale(scale)
         del group[spec.name]
         dataset = self._new_dataset(group, spec, length=len(data) if spec.growing else None)
         dataset[...] = wide
