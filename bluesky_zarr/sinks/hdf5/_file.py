@@ -4,9 +4,12 @@ HDF5's single-writer/multiple-reader mode (SWMR) lets a writer change the values
 datasets that exist, never the file's structure: no new groups, datasets or attributes. So the
 file is written in two modes. Its structure (a new stream, a dataset widened, attributes that
 change) is made with SWMR off; the first :meth:`SWMRFile.flush` after it switches SWMR on, and
-every flush then makes what was written visible. A change of structure afterwards closes the
-file and opens it again with SWMR off; a reader that opens the file just then gets an
-``OSError`` and tries again.
+every flush then makes what was written visible. A change of structure afterwards (a stream that
+starts late, an overflow group, a widened dataset, and at the end the run's status and stop
+document) closes the file and opens it again with SWMR off, without HDF5's file lock (which a
+reader that holds the file open keeps); a reader that opens the file just then gets an
+``OSError`` and tries again, and one that holds it open sees the new structure once the writer
+is back in SWMR mode (or has closed the file).
 
 A reader opens it with ``h5py.File(path, "r", swmr=True)``, during the scan and after a crash
 (a file whose writer was killed says so by HDF5's consistency flags, which only a SWMR reader
@@ -67,7 +70,8 @@ class SWMRFile:
         if self.swmr:
             with wrapped(self.path):
                 h5.close()
-                self.h5 = h5 = h5py.File(self.path, "r+", libver="latest")
+                # without HDF5's file lock, which a SWMR reader that holds the file open would keep
+                self.h5 = h5 = h5py.File(self.path, "r+", libver="latest", locking=False)
             self.swmr = False
         return h5
 
