@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import xarray as xr
 from stock import (
     assert_tensorstore_agrees,
@@ -49,6 +50,7 @@ from tables import (
 )
 
 from bluesky_zarr import (
+    CSV,
     ArrowWriter,
     HDF5Writer,
     ParquetWriter,
@@ -513,6 +515,52 @@ class ArrowOutput(TableOutput):
         )
 
 
+class CSVOutput:
+    """CSV, ``<directory>/<prefix>/<stream>.csv``: one row per event of the scalar data keys, read with
+    pandas, pyarrow and polars (all three must agree). CSV holds no run metadata (status, documents)
+    and no arrays, so it runs the behaviour tests about readings only (``conformance/test_csv.py``)."""
+
+    name = "csv"
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def writer(self, directory: Path, **options: Any) -> Writer:
+        return Writer(directory, CSV(data_keys="scalars"), **options)
+
+    def stream_file(self, directory: Path, prefix: str, stream: str = "primary") -> Path:
+        return Path(directory) / prefix / f"{stream}.csv"
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        """The rows, after checking that pandas, pyarrow and polars read the same values. A column is
+        named by its header up to `` [units]``; ``<dim>_index``, ``<dim>_grid`` and ``<dim>_offset``
+        are the grid's, in the order of its dimensions."""
+        path = self.stream_file(directory, prefix, stream)
+        by_pandas = pd.read_csv(path)
+        by_arrow = pacsv.read_csv(path).to_pandas()
+        by_polars = pl.read_csv(path).to_pandas()
+        for other in (by_arrow, by_polars):
+            pd.testing.assert_frame_equal(other, by_pandas, check_dtype=False)
+        table = by_pandas.rename(columns=lambda label: label.split(" [")[0])
+        dims = [c.removesuffix("_index") for c in table.columns if c.endswith("_index")]
+        grid_columns = {f"{d}_{what}" for d in dims for what in ("index", "grid", "offset")}
+        keys = [c for c in table.columns if c not in {"time", "seq_num", *grid_columns}]
+        rows = []
+        for row in table.to_dict("records"):  # each column keeps its own type
+            on_grid = bool(dims) and not pd.isna(row[f"{dims[0]}_index"])
+            rows.append(
+                Reading(
+                    seq_num=int(row["seq_num"]),
+                    time=float(row["time"]),
+                    index=tuple(int(row[f"{d}_index"]) for d in dims) if on_grid else None,
+                    setpoints={d: row[f"{d}_grid"] for d in dims if on_grid and f"{d}_grid" in table},
+                    offsets={d: row[f"{d}_offset"] for d in dims if on_grid and f"{d}_offset" in table},
+                    data={key: row[key] for key in keys},
+                )
+            )
+        return Readings(rows, in_event_order=True)
+
+
 def _run_info(metadata: dict[str, Any]) -> RunInfo:
     """What a Zarr store's root attributes, or a table's schema metadata, say about the run."""
     return RunInfo(
@@ -584,3 +632,4 @@ def _nullable(views: Views, column: str) -> list[Any]:
 
 ZARR, PARQUET, ARROW, HDF5 = ZarrOutput(), ParquetOutput(), ArrowOutput(), HDF5Output()
 FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW, HDF5]
+CSV_OUTPUT = CSVOutput()
