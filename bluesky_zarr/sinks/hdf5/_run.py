@@ -90,6 +90,8 @@ class HDF5Run(RunSink[HDF5Stream]):
 
     def flush(self, *, final: bool = False) -> None:
         """The readings to disk, then (a second flush) what vouches for them."""
+        for stream in self.streams.values():
+            stream.stage()
         self.file.flush()
         for stream in self.streams.values():
             stream.vouch()

@@ -3,7 +3,8 @@
 The order of writes keeps the group true for a SWMR reader at every flush: readings first, then
 (after the file is flushed) what vouches for them. On a grid that is the ``written`` mask; in a
 stream that grows along ``time`` it is ``seq_num``, which is lengthened last: its length is the
-number of complete events (other datasets may be a flush ahead). Events of a grid stream that
+number of complete events (other datasets may be a flush ahead). Its rows are written a few
+thousand at a time (and at every flush), not one dataset resize per event. Events of a grid stream that
 fall outside the grid, and readings superseded by a newer one at the same point (pause/resume),
 go to the 1-D ``overflow`` group below it: nothing is dropped.
 """
@@ -30,7 +31,11 @@ from ._layout import (
     overflow_layout,
 )
 
-__all__ = ["HDF5Stream"]
+__all__ = ["WAITING_BYTES", "WAITING_ROWS", "HDF5Stream"]
+
+WAITING_ROWS = 4096
+WAITING_BYTES = 8 * 1024**2
+"""Rows of a growing stream are written once this many (or this many bytes) wait, and at each flush."""
 
 
 def _storage_dtype(spec: DatasetSpec) -> Any:
@@ -58,6 +63,10 @@ class HDF5Stream:
         """Events of a growing stream that ``seq_num`` vouches for."""
         self._seq_nums: list[int] = []
         """seq_nums of a growing stream not yet in ``seq_num``"""
+        self._waiting: dict[str, list[tuple[int, np.ndarray]]] = {}
+        """dataset -> rows of a growing stream not yet written: (offset among the waiting, values)"""
+        self._waiting_rows = 0
+        self._waiting_bytes = 0
         self.written = np.zeros(self.grid.shape, dtype=bool) if self.grid is not None else None
         self.written_on_disk = self.written.copy() if self.written is not None else None
         self.overflow: HDF5Stream | None = None
@@ -153,6 +162,7 @@ class HDF5Stream:
         dataset[...] = wide
 
     def update_layout(self, layout: GroupLayout) -> None:
+        self.stage()  # the rows that wait, in the datasets they were read for
         known, self.grid = self.layout, layout.grid
         self._create(layout, known)
         if self.overflow is not None:
@@ -221,16 +231,30 @@ class HDF5Stream:
             self._dataset(name)[point] = value[0]
 
     def _append(self, page: Any, n: int) -> None:
-        values = self._values(page, range(n), n)
-        start, self.length = self.length, self.length + n
-        for name, spec in self.layout.datasets.items():
-            if not spec.growing or name == SEQ_NUM:
-                continue
-            dataset = self._dataset(name)
-            dataset.resize(self.length, axis=0)
-            if name in values:
-                dataset[start : self.length] = values[name]
-        self._seq_nums += values[SEQ_NUM].tolist()
+        """Rows of a growing stream wait in memory, and are written a few thousand at a time."""
+        for name, values in self._values(page, range(n), n).items():
+            self._waiting.setdefault(name, []).append((self._waiting_rows, values))
+            self._waiting_bytes += values.nbytes
+        self._waiting_rows += n
+        if self._waiting_rows >= WAITING_ROWS or self._waiting_bytes >= WAITING_BYTES:
+            self.stage()
+
+    def stage(self) -> None:
+        """Write the rows that wait (each dataset lengthened, ``seq_num`` kept for :meth:`vouch`)."""
+        if self._waiting_rows:
+            waiting, n = self._waiting, self._waiting_rows
+            self._waiting, self._waiting_rows, self._waiting_bytes = {}, 0, 0
+            start, self.length = self.length, self.length + n
+            for name, spec in self.layout.datasets.items():
+                if not spec.growing or name == SEQ_NUM:
+                    continue
+                dataset = self._dataset(name)
+                dataset.resize(self.length, axis=0)
+                for offset, values in waiting.get(name, []):
+                    dataset[start + offset : start + offset + len(values)] = values
+            self._seq_nums += [int(v) for _, values in waiting[SEQ_NUM] for v in values]
+        if self.overflow is not None:
+            self.overflow.stage()
 
     def _overflow_stream(self) -> HDF5Stream:
         if self.overflow is None:
