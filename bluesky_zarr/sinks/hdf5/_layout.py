@@ -25,12 +25,17 @@ from ..._encoding import JSONValue
 from ...layout import (
     EVENT_DIM,
     FRAME_BYTES,
+    SEQ_NUM,
+    TIME,
+    WRITTEN,
+    ArrayRole,
     Grid,
+    StreamArray,
     StreamSchema,
     Variable,
     event_chunks,
     resolve_chunks,
-    safe_name,
+    stream_arrays,
 )
 from ._options import HDF5Options, compression_filters
 
@@ -47,11 +52,10 @@ __all__ = [
 ]
 
 OVERFLOW_GROUP = "overflow"
-TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
 NETCDF_DIMENSION = "This is a netCDF dimension but not a netCDF variable."
 """The scale name netCDF-4 gives a dimension with no coordinate (h5netcdf reads it so)."""
 
-DatasetRole = Literal["data", "readback", "setpoint", "time", "seq_num", "written", "dimension"]
+DatasetRole = ArrayRole | Literal["dimension"]
 
 
 @dataclass(frozen=True)
@@ -154,39 +158,12 @@ def _dataset(
     )
 
 
-def _coordinate(name: str, dim: str, values: tuple[float, ...], attrs: dict[str, JSONValue]) -> DatasetSpec:
+def _coordinate(planned: StreamArray) -> DatasetSpec:
+    assert planned.values is not None and planned.dim is not None
     return DatasetSpec(
-        name=name, role="setpoint", dims=(dim,), shape=(len(values),), chunks=None,
-        dtype=np.dtype("float64"), fill_value=float("nan"), attrs=attrs,
-        values=np.asarray(values, dtype="float64"),
+        name=planned.name, role="setpoint", dims=(planned.dim,), shape=(len(planned.values),), chunks=None,
+        dtype=planned.dtype, fill_value=float("nan"), attrs=planned.attrs, values=planned.values,
     )  # fmt: skip
-
-
-def _setpoints(grid: Grid) -> list[DatasetSpec]:
-    """Each grid dimension's setpoint coordinate (absolute once a relative grid is anchored), and a
-    relative one's ``<dim>_offset``: the attributes of the Zarr store's coordinates."""
-    datasets = []
-    for axis in grid.axes:
-        if axis.setpoints is None:
-            continue
-        units: dict[str, JSONValue] = {"units": axis.units} if axis.units else {}
-        attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint", "relative": axis.relative}
-        if axis.origin is not None:
-            attrs["origin"] = axis.origin
-        elif axis.offsets is not None:
-            known = "unknown" if grid.anchored else "not known yet"
-            attrs["long_name"] = f"{axis.dim} setpoint offset (origin {known})"
-            if grid.anchored:
-                attrs["origin_unknown"] = True
-        datasets.append(_coordinate(axis.dim, axis.dim, axis.setpoints, {**attrs, **units}))
-        if axis.offsets is not None:
-            offset_attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint offset from its origin"}
-            datasets.append(
-                _coordinate(
-                    safe_name(f"{axis.dim}_offset"), axis.dim, axis.offsets, {**offset_attrs, **units}
-                )
-            )
-    return datasets
 
 
 def _dimension(name: str, size: int) -> DatasetSpec:
@@ -244,48 +221,20 @@ def _group(
 def hdf5_layout(schema: StreamSchema, options: HDF5Options | None = None) -> GroupLayout:
     """The datasets of one stream group, from its schema and the user's compression and chunks.
 
-    Names follow the Zarr store's: a data key named like a grid dimension becomes
-    ``<key>_readback``; a name taken already gets ``_data`` appended.
+    The datasets and their names are the stream's (:func:`~bluesky_zarr.layout.stream_arrays`),
+    as in the Zarr store; this adds their chunks and filters, and the dimension scales.
     """
-    event_dims, event_shape, grid = schema.event_dims, schema.event_shape, schema.grid
-    specs = [
-        _dataset(TIME, "time", event_dims, event_shape, np.dtype("float64"),
-                 {"long_name": "event time", "units": "seconds since 1970-01-01"}),
-        _dataset(SEQ_NUM, "seq_num", event_dims, event_shape, np.dtype("int64"),
-                 {"long_name": "event sequence number (0: no event)"}),
-    ]  # fmt: skip
-    if grid is not None:
-        specs.append(
-            _dataset(WRITTEN, "written", event_dims, event_shape, np.dtype("bool"),
-                     {"long_name": "true where the grid point holds a complete event"})
-        )  # fmt: skip
-        specs += _setpoints(grid)
-    datasets = {spec.name: spec for spec in specs}
-    keys: dict[str, str] = {}
-    for key, variable in schema.variables.items():
-        name = safe_name(f"{key}_readback" if key in event_dims else key)
-        while name in datasets:
-            name += "_data"
-        attrs: dict[str, JSONValue] = {"data_key": {"name": key, **variable.description}}
-        if variable.units:
-            attrs["units"] = variable.units
-        if variable.widening is not None:
-            attrs["dtype_widened"] = variable.widening.to_json()
-        if variable.files:
-            attrs["detector_files"] = list(variable.files)
-        role: DatasetRole = "readback" if variable.role == "readback" else "data"
-        datasets[name] = _dataset(
-            name, role, event_dims, event_shape, variable.dtype, attrs, variable, options, schema.where
+    event_dims, event_shape = schema.event_dims, schema.event_shape
+    planned, keys = stream_arrays(schema)
+    datasets = {
+        a.name: _coordinate(a)
+        if a.role == "setpoint"
+        else _dataset(
+            a.name, a.role, event_dims, event_shape, a.dtype, a.attrs, a.variable, options, schema.where
         )
-        keys[key] = name
-    offsets = [safe_name(f"{a.dim}_offset") for a in grid.axes if a.offsets is not None] if grid else []
-    coordinates = " ".join([*offsets, *(d.name for d in datasets.values() if d.role == "readback")])
-    if coordinates:  # the CF attribute that makes xarray take readbacks as coordinates, as from Zarr
-        datasets = {
-            n: replace(d, attrs={**d.attrs, "coordinates": coordinates}) if d.role == "data" else d
-            for n, d in datasets.items()
-        }
-    return _group(schema.name, grid, datasets, keys, schema.descriptors)
+        for a in planned
+    }
+    return _group(schema.name, schema.grid, datasets, keys, schema.descriptors)
 
 
 def overflow_layout(layout: GroupLayout) -> GroupLayout:
