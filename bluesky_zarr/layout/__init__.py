@@ -12,7 +12,18 @@
 Each format maps a schema onto its own layout (``sinks.zarr``, ``sinks.tables``).
 """
 
-from ._arrays import SEQ_NUM, TIME, WRITTEN, ArrayRole, StreamArray, offset_name, stream_arrays
+from ._arrays import (
+    SEQ_NUM,
+    TIME,
+    WRITTEN,
+    ArrayRole,
+    StreamArray,
+    default_chunks,
+    fill_value,
+    offset_name,
+    reading_nbytes,
+    stream_arrays,
+)
 from ._chunking import (
     FRAME_BYTES,
     TARGET_CHUNK_BYTES,
@@ -63,12 +74,15 @@ __all__ = [
     "anchor_grid",
     "check_readings",
     "check_request",
+    "default_chunks",
     "event_chunks",
+    "fill_value",
     "grid_from_start",
     "lossless_cast",
     "offset_name",
     "propose_chunks",
     "reading_dtype",
+    "reading_nbytes",
     "readings_array",
     "resolve_chunks",
     "resolve_shards",

@@ -12,16 +12,29 @@ codecs, shards, filters).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from .._encoding import JSONValue
+from ._chunking import event_chunks
 from ._grid import Grid
 from ._schema import StreamSchema, Variable, safe_name
 
-__all__ = ["SEQ_NUM", "TIME", "WRITTEN", "ArrayRole", "StreamArray", "offset_name", "stream_arrays"]
+__all__ = [
+    "SEQ_NUM",
+    "TIME",
+    "WRITTEN",
+    "ArrayRole",
+    "StreamArray",
+    "default_chunks",
+    "fill_value",
+    "offset_name",
+    "reading_nbytes",
+    "stream_arrays",
+]
 
 TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
 
@@ -43,6 +56,28 @@ class StreamArray:
     """A setpoint coordinate's dimension."""
     values: np.ndarray | None = field(default=None, compare=False)
     """A setpoint coordinate's values."""
+
+
+def fill_value(dtype: np.dtype[Any]) -> Any:
+    """What an array holds where no reading came: NaN, ``False``, ``""`` or ``0``."""
+    if dtype.kind == "f":
+        return float("nan")
+    if dtype.kind == "b":
+        return False
+    return "" if dtype.kind in "SUO" else 0
+
+
+def reading_nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
+    """About how many bytes one reading of ``shape`` takes (text: 16 bytes a value)."""
+    return max(1, (16 if dtype.kind in "SUO" else dtype.itemsize) * math.prod(shape))
+
+
+def default_chunks(
+    event_shape: tuple[int, ...], dtype: np.dtype[Any], shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The default chunk of an array of readings of ``shape``: whole readings, one big one per
+    chunk or small ones gathered (:func:`~bluesky_zarr.layout.event_chunks`)."""
+    return tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes(dtype, shape)) + shape)
 
 
 def _provenance(grid: bool) -> list[StreamArray]:

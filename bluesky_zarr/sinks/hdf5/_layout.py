@@ -14,7 +14,6 @@ dimension has none), and ``<axis>_indices`` say which dimension each axis is.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -33,7 +32,9 @@ from ...layout import (
     StreamArray,
     StreamSchema,
     Variable,
-    event_chunks,
+    default_chunks,
+    fill_value,
+    reading_nbytes,
     resolve_chunks,
     stream_arrays,
 )
@@ -107,18 +108,6 @@ class GroupLayout:
     descriptors: tuple[EventDescriptor, ...] = ()
 
 
-def _fill_value(dtype: np.dtype[Any]) -> Any:
-    if dtype.kind == "f":
-        return float("nan")
-    if dtype.kind == "b":
-        return False
-    return "" if dtype.kind in "SUO" else 0
-
-
-def _nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
-    return max(1, (16 if dtype.kind in "SUO" else dtype.itemsize) * math.prod(shape))
-
-
 def _dataset(
     name: str,
     role: DatasetRole,
@@ -134,14 +123,15 @@ def _dataset(
     reading_dims = variable.dims if variable is not None else ()
     reading_shape = variable.shape if variable is not None else ()
     dims, shape = event_dims + reading_dims, event_shape + reading_shape
-    reading_nbytes = _nbytes(dtype, reading_shape)
-    chunks = tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes) + reading_shape)
+    chunks = default_chunks(event_shape, dtype, reading_shape)
     filters: dict[str, Any] = {}
     if variable is not None:
         where = f"{where}, data key {variable.key!r}"
         options = options or HDF5Options()
         chunks = resolve_chunks(options.chunks.get(variable.key), dims, shape, chunks, where=where)
-        default = "gzip" if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else "none"
+        default = (
+            "gzip" if reading_nbytes(dtype, reading_shape) >= FRAME_BYTES and dtype.kind in "biuf" else "none"
+        )
         filters = compression_filters(options.compression.get(variable.key, default), where=where)
     return DatasetSpec(
         name=name,
@@ -150,7 +140,7 @@ def _dataset(
         shape=shape,
         chunks=tuple(max(1, c) for c in chunks),
         dtype=dtype,
-        fill_value=_fill_value(dtype),
+        fill_value=fill_value(dtype),
         attrs=attrs,
         reading_shape=reading_shape,
         data_key=variable.key if variable is not None else None,
@@ -244,7 +234,7 @@ def overflow_layout(layout: GroupLayout) -> GroupLayout:
         if spec.role in {"setpoint", "written", "dimension"}:
             continue
         reading = spec.dims[spec.event_ndim :]
-        chunks = event_chunks((0,), _nbytes(spec.dtype, spec.reading_shape)) + spec.reading_shape
+        chunks = default_chunks((0,), spec.dtype, spec.reading_shape)
         datasets[spec.name] = replace(
             spec,
             dims=(EVENT_DIM, *reading),

@@ -28,7 +28,9 @@ from ...layout import (
     StreamArray,
     StreamSchema,
     Variable,
-    event_chunks,
+    default_chunks,
+    fill_value,
+    reading_nbytes,
     resolve_chunks,
     resolve_shards,
     stream_arrays,
@@ -89,21 +91,6 @@ class StreamLayout:
     descriptors: tuple[EventDescriptor, ...]
 
 
-def _fill_value(dtype: np.dtype[Any]) -> Any:
-    if dtype.kind == "f":
-        return float("nan")
-    if dtype.kind == "b":
-        return False
-    if dtype.kind in "SUO":
-        return ""
-    return 0
-
-
-def _reading_nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
-    itemsize = dtype.itemsize if dtype.kind not in "SUO" else 16
-    return max(1, itemsize * math.prod(shape))
-
-
 def _array(
     name: str,
     role: ArrayRole,
@@ -119,21 +106,21 @@ def _array(
     reading_dims = variable.dims if variable is not None else ()
     reading_shape = variable.shape if variable is not None else ()
     dims, shape = event_dims + reading_dims, event_shape + reading_shape
-    reading_nbytes = _reading_nbytes(dtype, reading_shape)
-    chunks = tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes) + reading_shape)
+    nbytes = reading_nbytes(dtype, reading_shape)
+    chunks = default_chunks(event_shape, dtype, reading_shape)
     codecs, shards = resolve_codecs(SMALL_DEFAULT, dtype, where=f"array {name!r}"), None
     if variable is not None:
         key = variable.key
         where = f"{where}, data key {key!r}"
         options = options or ZarrOptions()
         chunks = resolve_chunks(options.chunks.get(key), dims, shape, chunks, where=where)
-        chunk_nbytes = _reading_nbytes(dtype, chunks[len(event_shape) :]) * math.prod(
+        chunk_nbytes = reading_nbytes(dtype, chunks[len(event_shape) :]) * math.prod(
             chunks[: len(event_shape)]
         )
         shards = resolve_shards(
             options.shards.get(key), dims, shape, chunks, chunk_nbytes, len(reading_shape), where=where
         )
-        default = IMAGE_DEFAULT if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
+        default = IMAGE_DEFAULT if nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
         codecs = resolve_codecs(options.codecs.get(key, default), dtype, where=where)
     return ArraySpec(
         name=name,
@@ -142,7 +129,7 @@ def _array(
         shape=shape,
         chunks=chunks,
         dtype=dtype,
-        fill_value=_fill_value(dtype),
+        fill_value=fill_value(dtype),
         attrs=attrs,
         reading_shape=reading_shape,
         data_key=variable.key if variable is not None else None,
@@ -206,7 +193,7 @@ def overflow_layout(layout: StreamLayout) -> StreamLayout:
         if spec.role in {"setpoint", "written"}:
             continue
         dims = (EVENT_DIM, *spec.dims[spec.event_ndim :])
-        chunks = (*event_chunks((0,), _reading_nbytes(spec.dtype, spec.reading_shape)), *spec.reading_shape)
+        chunks = default_chunks((0,), spec.dtype, spec.reading_shape)
         arrays[spec.name] = replace(
             spec, dims=dims, shape=(0, *spec.reading_shape), chunks=tuple(max(1, c) for c in chunks),
             shards=None,
