@@ -26,7 +26,12 @@ import h5py
 
 from ..._errors import StoreExistsError, WriteError
 
-__all__ = ["SWMRFile", "wrapped"]
+__all__ = ["LIBVER", "SWMRFile", "wrapped"]
+
+LIBVER = ("v110", "v110")
+"""The file format of HDF5 1.10, the first with SWMR (h5py's ``libver="latest"`` when SWMR came),
+and no newer: readable by every HDF5 library since (MATLAB, Igor and IDL ship 1.10 to 1.14),
+whichever newer library writes it."""
 
 
 @contextlib.contextmanager
@@ -40,13 +45,14 @@ def wrapped(path: Path, action: str = "write") -> Iterator[None]:
 
 
 class SWMRFile:
-    """An HDF5 file (``libver="latest"``) that is in SWMR mode except while its structure changes."""
+    """An HDF5 file (the 1.10 format, :data:`LIBVER`) that is in SWMR mode except while its
+    structure changes."""
 
     def __init__(self, path: Path, *, overwrite: bool) -> None:
         self.path = path
         with wrapped(path, "create"):
             try:
-                self.h5: h5py.File | None = h5py.File(path, "w" if overwrite else "w-", libver="latest")
+                self.h5: h5py.File | None = h5py.File(path, "w" if overwrite else "w-", libver=LIBVER)
             except FileExistsError as err:
                 raise StoreExistsError(
                     f"{path} exists already (another writer made it meanwhile?); nothing was written to "
@@ -71,7 +77,7 @@ class SWMRFile:
             with wrapped(self.path):
                 h5.close()
                 # without HDF5's file lock, which a SWMR reader that holds the file open would keep
-                self.h5 = h5 = h5py.File(self.path, "r+", libver="latest", locking=False)
+                self.h5 = h5 = h5py.File(self.path, "r+", libver=LIBVER, locking=False)
             self.swmr = False
         return h5
 
