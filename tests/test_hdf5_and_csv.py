@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import xarray as xr
 from bluesky import plans as bp
 from nexusformat.nexus import nxload
 from ophyd.sim import det, motor1, motor2
+from s3 import every_object, feed, grid_run
 from stand_ins import FrameCounter
 from stock import hdf5_attrs, open_hdf5_stream
 
@@ -154,6 +156,22 @@ def test_object_storage_is_refused_for_hdf5_with_the_target(RE, monkeypatch):
     RE.subscribe(HDF5Writer("s3://bucket/runs/", file_prefix="run"))
     with pytest.raises(ConfigurationError, match=r"HDF5 cannot write to s3://bucket/runs/run\.h5: h5py"):
         RE(bp.count([det], 1))
+
+
+def test_csv_goes_to_a_bucket_as_it_goes_to_a_directory(RE, tmp_path, s3_endpoint, bucket):
+    """A real S3 server on 127.0.0.1: the bucket's CSV files are the local ones, byte for byte."""
+    documents = grid_run(RE)
+    uid = documents[0][1]["uid"]
+    feed(CSVWriter(tmp_path, data_keys="scalars"), documents)
+    remote = CSVWriter(
+        f"s3://{bucket}/csv", data_keys="scalars", storage_options={"endpoint_url": s3_endpoint}
+    )
+    feed(remote, documents)
+    assert remote.artifacts["csv"] == [f"s3://{bucket}/csv/{uid}/primary.csv"]
+    objects = every_object(s3_endpoint, bucket)
+    assert list(objects) == [f"csv/{uid}/primary.csv"]
+    assert objects[f"csv/{uid}/primary.csv"] == (tmp_path / uid / "primary.csv").read_bytes()
+    assert len(pd.read_csv(io.BytesIO(objects[f"csv/{uid}/primary.csv"]))) == 12
 
 
 def test_export_and_the_cli_write_hdf5_and_csv(RE, record, tmp_path):
