@@ -107,3 +107,4 @@ class HDF5Run(RunSink[HDF5Stream]):
             self._write_root()
         finally:
             self.file.close()
+            self.storage.local_file()  # the file again among what the storage syncs: its final attributes
