@@ -8,7 +8,8 @@ after the ``stop`` document has waited until every row is on disk (the Parquet w
 its parts by then). Outputs are read back (outside the clock) so a writer that drops rows cannot
 look fast.
 
-- ``ParquetWriter`` (zstd), ``ArrowWriter`` (Arrow IPC stream), ``ZarrWriter``;
+- ``ParquetWriter`` (zstd), ``ArrowWriter`` (Arrow IPC stream), ``ZarrWriter``, ``CSVWriter``,
+  ``HDF5Writer``;
 - ``Zarr + Parquet``: one ``Writer`` writing both formats from one pass;
 - ``suitcase-csv``: ``suitcase.csv.Serializer``, the existing bluesky serializer for tables, the
   baseline. It builds a pandas DataFrame per document: with individual events it writes about a
@@ -38,12 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import event_model
+import h5py
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 from suitcase.csv import Serializer
 
-from bluesky_zarr import ArrowWriter, Parquet, ParquetWriter, Writer, Zarr, ZarrWriter
+from bluesky_zarr import ArrowWriter, CSVWriter, HDF5Writer, Parquet, ParquetWriter, Writer, Zarr, ZarrWriter
 
 Documents = list[tuple[str, Any]]
 KEYS = [f"det{i}" for i in range(5)]
@@ -130,6 +132,8 @@ METHODS: dict[str, Callable[[Path, Documents], float]] = {
     "ParquetWriter": _writer(lambda out: ParquetWriter(out, file_prefix="run")),
     "ArrowWriter": _writer(lambda out: ArrowWriter(out, file_prefix="run")),
     "ZarrWriter": _writer(lambda out: ZarrWriter(out, file_prefix="run")),
+    "CSVWriter": _writer(lambda out: CSVWriter(out, file_prefix="run")),
+    "HDF5Writer": _writer(lambda out: HDF5Writer(out, file_prefix="run")),
     "Zarr + Parquet": _writer(lambda out: Writer(out, Zarr(), Parquet(), file_prefix="run")),
     "suitcase-csv": _csv,
 }
@@ -146,6 +150,11 @@ def rows_written(method: str, out: Path) -> int:
             return reader.read_all().num_rows
     if method == "ZarrWriter":
         return int(zarr.open_array(str(out / "run.zarr"), path="primary/seq_num", mode="r").shape[0])
+    if method == "CSVWriter":
+        return sum(1 for _ in (out / "run" / "primary.csv").open()) - 1
+    if method == "HDF5Writer":
+        with h5py.File(out / "run.h5", "r") as f:
+            return len(f["entry/primary/seq_num"])
     return int(pq.read_metadata(out / "run" / "primary.parquet").num_rows)
 
 

@@ -1,4 +1,5 @@
-"""bluesky-zarr: bluesky document streams onto disk as xarray-ready Zarr v3 stores, Parquet and Arrow IPC.
+"""bluesky-zarr: bluesky document streams onto disk as xarray-ready Zarr v3 stores, Parquet, Arrow IPC,
+NeXus HDF5 and CSV.
 
 The package's layers, top to bottom (``docs/explanations/decisions/0002-package-layers.md``):
 ``writing`` (the callback) -> ``readers`` | ``sinks`` (the formats) -> ``layout`` (pure) |
@@ -19,19 +20,32 @@ from ._errors import (
 )
 from .layout import propose_chunks
 from .readers import inspect_run, open_run, quick_look
-from .sinks import ArrowIPC, Finalized, Format, Parquet, Zarr, finalize_parquet
+from .sinks import CSV, HDF5, ArrowIPC, Finalized, Format, Parquet, Zarr, finalize_parquet
 from .storage import abort_incomplete_uploads, finalize_spool
-from .writing import ArrowWriter, ParquetWriter, Writer, ZarrWriter, export, finalize
+from .writing import (
+    ArrowWriter,
+    CSVWriter,
+    HDF5Writer,
+    ParquetWriter,
+    Writer,
+    ZarrWriter,
+    export,
+    finalize,
+)
 
 __all__ = [
+    "CSV",
+    "HDF5",
     "ArrowIPC",
     "ArrowWriter",
     "BlueskyZarrError",
+    "CSVWriter",
     "ConfigurationError",
     "CorruptDataError",
     "DocumentError",
     "Finalized",
     "Format",
+    "HDF5Writer",
     "OutputBusyError",
     "Parquet",
     "ParquetWriter",

@@ -33,7 +33,7 @@ from .writing import (
 
 __all__ = ["main"]
 
-FORMATS = ("zarr", "parquet", "arrow")
+FORMATS = ("zarr", "parquet", "arrow", "hdf5", "csv")
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, Callable[[], Iterable[tuple[str, Any]]]]]:
@@ -208,7 +208,8 @@ def parser() -> argparse.ArgumentParser:
 
     export_ = commands.add_parser(
         "export",
-        help="write runs of a databroker catalog or saved document files as Zarr, Parquet or Arrow IPC",
+        help="write runs of a databroker catalog or saved document files as Zarr, Parquet, Arrow IPC, "
+        "HDF5 or CSV",
         description="Write each run of SOURCE into DEST. SOURCE is a databroker 2.x catalog served by "
         "Tiled (its URL, http://host:port/..., with the API key in TILED_API_KEY; or databroker:NAME, "
         "a catalog databroker's Broker.named finds), or a .jsonl or .msgpack document file or a "
@@ -257,14 +258,15 @@ def parser() -> argparse.ArgumentParser:
     finalize_ = commands.add_parser(
         "finalize",
         help="finish a run whose writer was killed or crashed: readable, consistent, marked incomplete",
-        description="Finish each run output (a <run>.zarr store, or a <run>/ directory of Parquet or "
-        "Arrow IPC files) whose writer stopped before the run's end: Zarr metadata consolidated, "
-        "every 1-D stream's arrays one length; Parquet parts merged; Arrow streams ended after their "
-        "last whole batch; status incomplete. Outputs finished already are left as they are. An output "
+        description="Finish each run output (a <run>.zarr store, a <run>.h5 file, or a <run>/ directory "
+        "of Parquet, Arrow IPC or CSV files) whose writer stopped before the run's end: Zarr metadata "
+        "consolidated, every 1-D stream's arrays one length; Parquet parts merged; Arrow streams ended "
+        "after their last whole batch; HDF5 open-for-writing mark cleared; a CSV row cut short dropped; "
+        "status incomplete. Outputs finished already are left as they are. An output "
         "a writer is still writing is refused (exit code 3).",
     )
     finalize_.add_argument(
-        "paths", nargs="+", metavar="PATH", help="a run's store or directory, or s3:// URL"
+        "paths", nargs="+", metavar="PATH", help="a run's store, file or directory, or s3:// URL"
     )
     finalize_.add_argument(
         "--force",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,15 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import xarray as xr
 from stock import (
     assert_tensorstore_agrees,
     assert_unwritten_points_hold_fill_values,
     has_group,
+    hdf5_has_group,
+    hdf5_root_attrs,
+    open_hdf5_stream,
     open_stream,
     root_attrs,
     variables_by_data_key,
@@ -44,7 +49,16 @@ from tables import (
     whole_batches,
 )
 
-from bluesky_zarr import ArrowWriter, ParquetWriter, Writer, ZarrWriter, finalize, open_run
+from bluesky_zarr import (
+    CSV,
+    ArrowWriter,
+    HDF5Writer,
+    ParquetWriter,
+    Writer,
+    ZarrWriter,
+    finalize,
+    open_run,
+)
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,11 @@ class OutputFormat(ABC):
         finalize(self.output(directory, prefix))
         return self.info(directory, prefix), self.readings(directory, prefix)
 
+    def replaced_output_error(self, output: Path) -> str:
+        """What the error says (a regular expression) when the output was replaced by a plain file
+        after the start document: a directory output cannot hold the stream's files."""
+        return rf"{re.escape(str(output))}/primary\S*: .*Not a directory"
+
     def leftovers(self, directory: Path, prefix: str) -> list[Path]:
         """Working files that a finished run must not leave behind."""
         return sorted(self.output(directory, prefix).rglob(".*.partial"))
@@ -260,9 +279,15 @@ class ZarrOutput(OutputFormat):
 
 
 def zarr_readings(store: Path, stream: str) -> Readings:
+    overflow = f"{stream}/overflow"
+    return gridded_readings(
+        open_stream(store, stream), open_stream(store, overflow) if has_group(store, overflow) else None
+    )
+
+
+def gridded_readings(ds: xr.Dataset, overflow: xr.Dataset | None) -> Readings:
     """A stream's events: the grid points the ``written`` mask vouches for (by seq_num), then its
     overflow group; or, with no grid, the events along ``time``."""
-    ds = open_stream(store, stream)
     grid = ds.attrs.get("grid")
     if grid is None:
         return Readings(_rows(ds, ds.sizes.get("time", 0), None), in_event_order=True)
@@ -277,8 +302,7 @@ def zarr_readings(store: Path, stream: str) -> Readings:
         d: (axis, ds[f"{d}_offset"].values) for axis, d in enumerate(dims) if f"{d}_offset" in ds.variables
     }
     rows = _rows(ds, points, setpoints, offsets)
-    if has_group(store, f"{stream}/overflow"):
-        overflow = open_stream(store, f"{stream}/overflow")
+    if overflow is not None:
         rows += _rows(overflow, overflow.sizes["time"], None)
     return Readings(rows, in_event_order=False)
 
@@ -306,6 +330,53 @@ def _rows(
         )
         for place in places
     ]
+
+
+class HDF5Output(OutputFormat):
+    """One NeXus HDF5 file per run, ``<directory>/<prefix>.h5``: the Zarr store's datasets, read with
+    xarray (h5netcdf) and h5py as a SWMR reader (which also opens the file of a killed writer)."""
+
+    name = "hdf5"
+    writer_class = HDF5Writer
+
+    def output(self, directory: Path, prefix: str) -> Path:
+        return Path(directory) / f"{prefix}.h5"
+
+    def existing(self, prefix: str) -> str:
+        return f"{prefix}.h5"
+
+    def info(self, directory: Path, prefix: str) -> RunInfo:
+        return _run_info(hdf5_root_attrs(self.output(directory, prefix)))
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        path = self.output(directory, prefix)
+        overflow = f"{stream}/overflow"
+        has_overflow = hdf5_has_group(path, f"entry/{overflow}")
+        return gridded_readings(
+            open_hdf5_stream(path, stream), open_hdf5_stream(path, overflow) if has_overflow else None
+        )
+
+    def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        return self.readings(directory, prefix, stream)
+
+    def origins(self, directory: Path, prefix: str, stream: str = "primary") -> dict[str, float | None]:
+        ds = open_hdf5_stream(self.output(directory, prefix), stream)
+        dims = ds.attrs["grid"]["dims"]
+        return {d: ds[d].attrs.get("origin") for d in dims if d in ds.variables and ds[d].attrs["relative"]}
+
+    def at(
+        self, directory: Path, prefix: str, point: dict[str, float], stream: str = "primary"
+    ) -> dict[str, Any]:
+        """By ``.sel`` of xarray's h5netcdf engine."""
+        ds = open_hdf5_stream(self.output(directory, prefix), stream).sel(point)
+        return {key: ds[name].values for key, name in variables_by_data_key(ds).items()}
+
+    def replaced_output_error(self, output: Path) -> str:
+        """The file, not an HDF5 file any more, cannot be opened again to add the stream's group."""
+        return rf"{re.escape(str(output))}: .*file signature not found"
+
+    def leftovers(self, directory: Path, prefix: str) -> list[Path]:
+        return sorted(Path(directory).rglob(".*.partial"))
 
 
 class TableOutput(OutputFormat):
@@ -431,6 +502,52 @@ class ArrowOutput(TableOutput):
         return table_readings(read_cut_stream(self.stream_file(directory, prefix, stream)))
 
 
+class CSVOutput:
+    """CSV, ``<directory>/<prefix>/<stream>.csv``: one row per event of the scalar data keys, read with
+    pandas, pyarrow and polars (all three must agree). CSV holds no run metadata (status, documents)
+    and no arrays, so it runs the behaviour tests about readings only (``conformance/test_csv.py``)."""
+
+    name = "csv"
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def writer(self, directory: Path, **options: Any) -> Writer:
+        return Writer(directory, CSV(data_keys="scalars"), **options)
+
+    def stream_file(self, directory: Path, prefix: str, stream: str = "primary") -> Path:
+        return Path(directory) / prefix / f"{stream}.csv"
+
+    def readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
+        """The rows, after checking that pandas, pyarrow and polars read the same values. A column is
+        named by its header up to `` [units]``; ``<dim>_index``, ``<dim>_grid`` and ``<dim>_offset``
+        are the grid's, in the order of its dimensions."""
+        path = self.stream_file(directory, prefix, stream)
+        by_pandas = pd.read_csv(path)
+        by_arrow = pacsv.read_csv(path).to_pandas()
+        by_polars = pl.read_csv(path).to_pandas()
+        for other in (by_arrow, by_polars):
+            pd.testing.assert_frame_equal(other, by_pandas, check_dtype=False)
+        table = by_pandas.rename(columns=lambda label: label.split(" [")[0])
+        dims = [c.removesuffix("_index") for c in table.columns if c.endswith("_index")]
+        grid_columns = {f"{d}_{what}" for d in dims for what in ("index", "grid", "offset")}
+        keys = [c for c in table.columns if c not in {"time", "seq_num", *grid_columns}]
+        rows = []
+        for row in table.to_dict("records"):  # each column keeps its own type
+            on_grid = bool(dims) and not pd.isna(row[f"{dims[0]}_index"])
+            rows.append(
+                Reading(
+                    seq_num=int(row["seq_num"]),
+                    time=float(row["time"]),
+                    index=tuple(int(row[f"{d}_index"]) for d in dims) if on_grid else None,
+                    setpoints={d: row[f"{d}_grid"] for d in dims if on_grid and f"{d}_grid" in table},
+                    offsets={d: row[f"{d}_offset"] for d in dims if on_grid and f"{d}_offset" in table},
+                    data={key: row[key] for key in keys},
+                )
+            )
+        return Readings(rows, in_event_order=True)
+
+
 def _run_info(metadata: dict[str, Any]) -> RunInfo:
     """What a Zarr store's root attributes, or a table's schema metadata, say about the run."""
     return RunInfo(
@@ -500,5 +617,6 @@ def _nullable(views: Views, column: str) -> list[Any]:
     return by_arrow
 
 
-ZARR, PARQUET, ARROW = ZarrOutput(), ParquetOutput(), ArrowOutput()
-FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW]
+ZARR, PARQUET, ARROW, HDF5 = ZarrOutput(), ParquetOutput(), ArrowOutput(), HDF5Output()
+FORMATS: list[OutputFormat] = [ZARR, PARQUET, ARROW, HDF5]
+CSV_OUTPUT = CSVOutput()

@@ -49,11 +49,20 @@ KILLED_SCAN = textwrap.dedent(
 )
 
 
+def child_environment() -> dict[str, str]:
+    """The environment of a child Python that imports the tests' stand-ins (and whatever the caller's
+    PYTHONPATH holds)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
 def kill_after_flush(directory: Path, fmt: str, while_alive: Callable[[int], None] | None = None) -> None:
     """Run a grid scan written in ``fmt`` to ``directory`` (file prefix ``crash``) in a child
     process and SIGKILL it once it says that :data:`FLUSHED` events are on disk, while it writes more;
     ``while_alive(pid)`` runs just before the kill."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env = child_environment()
     args = [sys.executable, "-c", KILLED_SCAN, str(directory), fmt, str(FLUSHED), *map(str, GRID)]
     with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None
@@ -85,7 +94,7 @@ COUNTED_SCAN = textwrap.dedent(
 def kill_at(directory: Path, fmt: str, delay: float) -> None:
     """Run a 1-D scan (``count``, no grid, file prefix ``crash``) written in ``fmt`` in a child
     process and SIGKILL it ``delay`` seconds after its first event, at whatever the writer is doing."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env = child_environment()
     args = [sys.executable, "-c", COUNTED_SCAN, str(directory), fmt]
     with subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None

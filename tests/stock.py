@@ -116,3 +116,44 @@ def assert_exports_to_netcdf(store: Path, directory: Path) -> None:
             ds.to_netcdf(path, engine="h5netcdf")
             with xr.open_dataset(path, engine="h5netcdf") as back:
                 xr.testing.assert_equal(back.load(), ds.load())
+
+
+# --- HDF5: h5py (as a SWMR reader, which also opens a file whose writer was killed) and xarray ---------
+
+
+def hdf5_attrs(obj: Any) -> dict[str, Any]:
+    """The attributes of an h5py object as plain Python, the JSON text of documents decoded."""
+    plain = {k: v.tolist() if isinstance(v, np.ndarray | np.generic) else v for k, v in obj.attrs.items()}
+    return decode_attributes(plain)
+
+
+def hdf5_root_attrs(path: Path) -> dict[str, Any]:
+    import h5py
+
+    with h5py.File(path, "r", swmr=True) as f:
+        return hdf5_attrs(f)
+
+
+def hdf5_has_group(path: Path, group: str) -> bool:
+    import h5py
+
+    with h5py.File(path, "r", swmr=True) as f:
+        return isinstance(f.get(group), h5py.Group)
+
+
+def open_hdf5_stream(path: Path, stream: str = "primary") -> xr.Dataset:
+    """A stream group (``entry/<stream>``) with xarray's h5netcdf engine (dimensions from the HDF5
+    dimension scales), raw values, its attributes decoded; checked against h5py's own reading."""
+    import h5py
+
+    with h5py.File(path, "r", swmr=True) as f:
+        ds = decoded(
+            xr.open_dataset(f, engine="h5netcdf", group=f"entry/{stream}", decode_times=False).load()
+        )
+        group = f[f"entry/{stream}"]
+        for name, variable in ds.variables.items():
+            by_h5py = group[str(name)][...]
+            if by_h5py.dtype.kind == "O":
+                by_h5py = by_h5py.astype(str)
+            np.testing.assert_array_equal(variable.values, by_h5py, err_msg=f"{name} by h5py")
+    return ds

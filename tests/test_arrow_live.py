@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 from bluesky import plans as bp
 from ophyd.sim import det, motor1
+from processes import child_environment
 from tables import batches_with_metadata, read_arrows
 
 from bluesky_zarr import ArrowWriter
@@ -44,7 +44,7 @@ STEPPED_SCAN = textwrap.dedent(
 
 def start_scan(directory: Path, events: int) -> subprocess.Popen[str]:
     """A scan that waits after every STEP-th event until it reads a line on stdin."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env = child_environment()
     return subprocess.Popen(
         [sys.executable, "-c", STEPPED_SCAN, str(directory), str(events), str(STEP)],
         stdin=subprocess.PIPE,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import random
 
+import h5py
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 import xarray as xr
@@ -21,15 +23,29 @@ from stand_ins import FrameCounter
 from stock import open_stream
 from tables import read_parquet
 
-from bluesky_zarr import OutputBusyError, RunNotFoundError, Writer, ZarrWriter, export, finalize, open_run
+from bluesky_zarr import (
+    CSV,
+    CorruptDataError,
+    HDF5Writer,
+    OutputBusyError,
+    RunNotFoundError,
+    Writer,
+    ZarrWriter,
+    export,
+    finalize,
+    open_run,
+)
 
 
 def output_of(directory, fmt):
-    return directory / ("crash.zarr" if fmt == "zarr" else "crash")
+    """The output of the run ``crash`` in format ``fmt``: a store, a directory or a file."""
+    (output,) = [f for f in FORMATS if f.name == fmt]
+    return output.output(directory, "crash")
 
 
 def snapshot(path):
-    return {p: p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {p: p.read_bytes() for p in files}
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
@@ -60,7 +76,7 @@ def test_a_live_writer_is_refused_and_the_killed_one_finalized_once(tmp_path, fm
     info, readings = fmt.info(tmp_path, "crash"), fmt.readings(tmp_path, "crash")
     assert info.status == "incomplete"
     assert set(range(1, FLUSHED + 1)) <= set(readings.seq_nums())
-    assert not list(output.rglob(".*.writing")) and not fmt.leftovers(tmp_path, "crash")
+    assert not list(tmp_path.rglob(".*.writing")) and not fmt.leftovers(tmp_path, "crash")
 
     finished = snapshot(output)
     again = bluesky_zarr("finalize", output)
@@ -68,7 +84,7 @@ def test_a_live_writer_is_refused_and_the_killed_one_finalized_once(tmp_path, fm
     assert snapshot(output) == finished  # idempotent: not a byte changed
 
 
-@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow"])
+@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow", "hdf5"])
 def test_a_writer_killed_at_random_moments_finalizes_to_a_consistent_run(tmp_path, fmt):
     """A 1-D scan of frames killed at random moments of its writing: after finalize every stock
     reader opens it, every array has one length, and each event read is the one taken."""
@@ -78,13 +94,18 @@ def test_a_writer_killed_at_random_moments_finalizes_to_a_consistent_run(tmp_pat
         delay = rng.uniform(0.05, 1.5)
         kill_at(directory, fmt, delay)
         output = output_of(directory, fmt)
-        primary = ("zarr", "primary.parquet", "primary.arrows")
+        primary = ("zarr", "primary.parquet", "primary.arrows", ".h5")
         (done,) = [d for d in finalize(output) if d.path.endswith(primary)]
         assert done.status == "incomplete", (delay, done)
         if fmt == "zarr":
             ds = xr.open_zarr(output, group="primary", zarr_format=3)  # one length, or xarray refuses
             tree = open_run(output)
             assert tree.attrs["status"] == "incomplete"
+            seq, frames = ds["seq_num"].values, ds["cam"].values
+        elif fmt == "hdf5":  # finished: any HDF5 reader opens it, no SWMR reader needed
+            ds = xr.open_dataset(output, engine="h5netcdf", group="entry/primary")  # one length, or refused
+            with h5py.File(output, "r") as h5:
+                assert h5.attrs["status"] == "incomplete"
             seq, frames = ds["seq_num"].values, ds["cam"].values
         elif fmt == "parquet":
             table = read_parquet(output / "primary.parquet").arrow
@@ -145,7 +166,7 @@ def test_a_widening_cut_short_puts_the_array_back(RE, tmp_path):
     assert open_stream(store, "primary")["det"].size == 3
 
 
-@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow"])
+@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow", "hdf5"])
 def test_a_second_writer_on_a_live_output_is_refused(tmp_path, RE, record, fmt):
     """overwrite=True on an output that a live process writes is an OutputBusyError naming that
     process, and the live run is left whole."""
@@ -191,3 +212,35 @@ def test_finalize_in_a_bucket_needs_force(s3_endpoint, bucket, RE, record):
     root = xr.open_datatree(fsspec_store(s3_endpoint, store_url), engine="zarr", zarr_format=3)
     assert root.attrs["status"] == "incomplete"
     writer.close()  # the writer object of this process is still there: let it end before the server does
+
+
+def test_a_csv_row_cut_short_is_dropped(RE, tmp_path):
+    """A kill in the middle of an append leaves a last row with no line end: finalize drops it
+    (CSV holds no status to change), and leaves the file alone after that."""
+    RE.subscribe(Writer(tmp_path, CSV(data_keys="scalars"), file_prefix="c"))
+    RE(bp.count([det], 3))
+    path = tmp_path / "c" / "primary.csv"
+    whole = path.read_bytes()
+    path.write_bytes(whole + b"1764790000.5,4,")
+
+    (done,) = finalize(tmp_path / "c")
+    assert done.changed and "cut short" in done.notes[0]
+    assert path.read_bytes() == whole
+    assert pd.read_csv(path)["seq_num"].tolist() == [1, 2, 3]
+    (again,) = finalize(tmp_path / "c")
+    assert not again.changed
+
+
+def test_an_hdf5_superblock_that_does_not_check_out_is_left_alone(RE, tmp_path):
+    """The open-for-writing mark is cleared only when the superblock's checksum is the one HDF5
+    computes: a damaged file is refused by name and left byte for byte."""
+    RE.subscribe(HDF5Writer(tmp_path, file_prefix="h"))
+    RE(bp.count([det], 3))
+    path = tmp_path / "h.h5"
+    damaged = bytearray(path.read_bytes())
+    damaged[11] = 0b101  # the flags of a SWMR writer, without the checksum that goes with them
+    path.write_bytes(damaged)
+
+    with pytest.raises(CorruptDataError, match=f"{path}: the checksum of its superblock"):
+        finalize(path)
+    assert path.read_bytes() == damaged

@@ -15,9 +15,12 @@ from stock import open_stream, root_attrs
 from tables import read_any, read_parquet
 
 from bluesky_zarr import (
+    CSV,
+    HDF5,
     ArrowIPC,
     ConfigurationError,
     DocumentError,
+    HDF5Writer,
     Parquet,
     WriteError,
     Writer,
@@ -90,7 +93,10 @@ def test_a_key_list_with_a_typo_is_reported_and_the_rest_is_written(RE, tmp_path
 @pytest.mark.parametrize(
     ("make", "words"),
     [
-        (lambda: Writer("x", "hdf5"), ["unknown format 'hdf5'", "'arrow', 'parquet', 'zarr'"]),
+        (
+            lambda: Writer("x", "netcdf"),
+            ["unknown format 'netcdf'", "'arrow', 'csv', 'hdf5', 'parquet', 'zarr'"],
+        ),
         (lambda: Writer("x"), ["at least one format"]),
         (lambda: Writer("x", Parquet(), "parquet"), ["'parquet' is given twice"]),
         (lambda: Zarr(data_keys="frames"), ["data_keys='frames' is not one of", "data_keys=['frames']"]),
@@ -98,7 +104,11 @@ def test_a_key_list_with_a_typo_is_reported_and_the_rest_is_written(RE, tmp_path
         (lambda: Parquet(data_keys=[1]), ["non-empty list of data key names"]),
         (lambda: ArrowIPC(compression="gzip"), ["compression='gzip'"]),
         (lambda: ZarrWriter("x", chunks={"cam": "big"}), ["'cam'"]),
-        (lambda: export([], "x", format="csv"), ["unknown format 'csv'"]),
+        (lambda: export([], "x", format="tiff"), ["unknown format 'tiff'"]),
+        (lambda: HDF5(compression={"cam": "lzma"}), ["data key 'cam'", "'lzma'", "gzip, lz4, zstd"]),
+        (lambda: HDF5(suffix=".zip"), ["suffix", ".nxs"]),
+        (lambda: HDF5Writer("x", chunks={"cam": "big"}), ["'cam'"]),
+        (lambda: CSV(batch_rows=0), ["batch_rows"]),
     ],
 )
 def test_bad_formats_fail_before_anything_is_written(tmp_path, make, words):

@@ -6,10 +6,24 @@
   dimension names, roles, units, external keys, and the consistency checks).
 - :mod:`._chunking`: chunk and shard shapes (defaults, requests, :func:`propose_chunks`).
 - :mod:`._values`: readings against their declared dtype and shape: kept, widened, or refused.
+- :mod:`._arrays`: a stream's arrays by name, role and attributes, for the formats that store
+  named N-D arrays (Zarr, HDF5).
 
 Each format maps a schema onto its own layout (``sinks.zarr``, ``sinks.tables``).
 """
 
+from ._arrays import (
+    SEQ_NUM,
+    TIME,
+    WRITTEN,
+    ArrayRole,
+    StreamArray,
+    default_chunks,
+    fill_value,
+    offset_name,
+    reading_nbytes,
+    stream_arrays,
+)
 from ._chunking import (
     FRAME_BYTES,
     TARGET_CHUNK_BYTES,
@@ -35,13 +49,17 @@ from ._schema import (
     stream_reading_shape,
     stream_schema,
 )
-from ._values import ReadingsCheck, check_readings, lossless_cast, widened_dtype
+from ._values import ReadingsCheck, check_readings, lossless_cast, readings_array, widened_dtype
 
 __all__ = [
     "EVENT_DIM",
     "FRAME_BYTES",
+    "SEQ_NUM",
     "TARGET_CHUNK_BYTES",
     "TARGET_SHARD_BYTES",
+    "TIME",
+    "WRITTEN",
+    "ArrayRole",
     "ChunkProposal",
     "ChunkRequest",
     "Grid",
@@ -49,20 +67,27 @@ __all__ = [
     "ReadingsCheck",
     "Role",
     "ShardRequest",
+    "StreamArray",
     "StreamSchema",
     "Variable",
     "Widening",
     "anchor_grid",
     "check_readings",
     "check_request",
+    "default_chunks",
     "event_chunks",
+    "fill_value",
     "grid_from_start",
     "lossless_cast",
+    "offset_name",
     "propose_chunks",
     "reading_dtype",
+    "reading_nbytes",
+    "readings_array",
     "resolve_chunks",
     "resolve_shards",
     "safe_name",
+    "stream_arrays",
     "stream_reading_shape",
     "stream_schema",
     "widened_dtype",

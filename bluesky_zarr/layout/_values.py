@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ReadingsCheck", "check_readings", "lossless_cast", "widened_dtype"]
+from .._errors import DocumentError
+
+__all__ = ["ReadingsCheck", "check_readings", "lossless_cast", "readings_array", "widened_dtype"]
 
 _NUMBERS = "biuf"
 
@@ -126,3 +128,36 @@ def check_readings(raw: Any, dtype: np.dtype[Any], shape: tuple[int, ...], n: in
         if lossless_cast(one, wide) is None:
             wide = widened_dtype(wide, one) or wide  # numbers always widen: never ``None`` here
     return ReadingsCheck(wide, None, refused)
+
+
+def readings_array(
+    key: str | None, dtype: np.dtype[Any], reading_shape: tuple[int, ...], raw: Any, n: int, where: str
+) -> np.ndarray:
+    """The ``n`` readings of one data key in an event page as an ``(n, *reading_shape)`` array of
+    ``dtype`` (text as an object array of ``str``), for a format to store.
+
+    Raises
+    ------
+    DocumentError
+        The readings have another shape than declared, or values that ``dtype`` does not hold.
+    """
+    if dtype.kind in "SUO":
+        text = np.empty(n, dtype=object)
+        text[:] = [str(v) for v in raw]
+        return text
+    try:
+        values = np.asarray(raw)
+    except (TypeError, ValueError):  # readings of different shapes
+        values = np.asarray(raw, dtype=object)
+    if values.shape != (n, *reading_shape):
+        raise DocumentError(
+            f"{where}: data key {key!r} has readings of shape {list(values.shape[1:])}, but its "
+            f"descriptor declares {list(reading_shape)}; fix the device's describe() or its reading"
+        )
+    cast = lossless_cast(values, dtype)
+    if cast is None:
+        raise DocumentError(
+            f"{where}: data key {key!r} holds {values.dtype} values that do not fit its declared "
+            f"dtype {dtype}; declare dtype_numpy in describe() to match the readings"
+        )
+    return cast

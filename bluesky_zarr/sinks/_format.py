@@ -42,7 +42,8 @@ class Format:
     """Base of the output formats: what a writer writes for each run, and which data keys.
 
     Subclasses are small frozen dataclasses (:class:`~bluesky_zarr.Zarr`,
-    :class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`); give one or more to
+    :class:`~bluesky_zarr.Parquet`, :class:`~bluesky_zarr.ArrowIPC`, :class:`~bluesky_zarr.HDF5`,
+    :class:`~bluesky_zarr.CSV`); give one or more to
     :class:`~bluesky_zarr.Writer` or :func:`~bluesky_zarr.export`.
 
     Parameters
@@ -85,6 +86,10 @@ class Format:
         """Whether a file (or folder) directly below an output's root belongs to this format."""
         raise NotImplementedError
 
+    def found_at(self, output: Storage) -> bool:
+        """Whether ``output`` (a path a user gave) holds an output of this format."""
+        return any(self.owns(name) for name in output.list())
+
     def finalize(self, output: Storage) -> list[Finalized]:
         """Finish what a writer of this format left unfinished at ``output`` (a run's store or
         directory): consistent, readable, marked ``incomplete``. Outputs finished already are left
@@ -107,7 +112,7 @@ class Format:
 
 
 def resolve_formats(formats: Iterable[Format | str]) -> tuple[Format, ...]:
-    """Format objects from objects or names (``"zarr"``, ``"parquet"``, ``"arrow"``)."""
+    """Formats from objects or names (``"zarr"``, ``"parquet"``, ``"arrow"``, ``"hdf5"``, ``"csv"``)."""
     resolved: list[Format] = []
     for item in formats:
         if isinstance(item, Format):

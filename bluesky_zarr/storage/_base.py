@@ -13,6 +13,8 @@ object-store implementation fits it as well as a file system:
 - :meth:`Storage.lock` marks an output as owned by the writer writing it, until the run ends;
   :meth:`Storage.lock_holder` says whether a live writer holds it (a file system can tell; an
   object store cannot, and says so with :attr:`Storage.knows_writers`).
+- :meth:`Storage.local_file` is the root as a local file, for a library that must write a file
+  itself (h5py); only local storage has one.
 - :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
   :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
   (every run syncs at its ``stop``).
@@ -97,6 +99,12 @@ class Storage(ABC):
     @abstractmethod
     def artifact(self, key: str = "") -> Path | str:
         """What ``artifacts`` lists for ``key``: a local path, or the URL of an object."""
+
+    def local_file(self) -> Path | None:
+        """The root as one local file, for a library that writes a file itself (h5py), or ``None``
+        where there is no such file (object storage). Its folder is made; :meth:`sync` makes the
+        file durable. Bytes written there are the library's: its errors are its own to wrap."""
+        return None
 
     def zarr_store(self) -> Any:
         """What a stock Zarr reader opens this root with (a path, or a zarr ``Store``)."""

@@ -167,6 +167,11 @@ class LocalStorage(Storage):
     def artifact(self, key: str = "") -> Path:
         return self.path(key)
 
+    def local_file(self) -> Path:
+        self.make_folder(self.root.parent)
+        self.touched(self.root)
+        return self.root
+
     def zarr_store(self) -> Path:
         return self.root
 
@@ -300,6 +305,8 @@ class LocalStorage(Storage):
     # --- owners ----------------------------------------------------------------------------------
 
     def _lock_path(self, name: str) -> Path:
+        if not self.root.is_dir():  # an output that is one file (HDF5): the lock is beside it
+            return self.root.with_name(f".{self.root.name}.{name}{LOCK_SUFFIX}")
         return self.root / f".{name}{LOCK_SUFFIX}"
 
     def lock(self, name: str) -> WriterLock:

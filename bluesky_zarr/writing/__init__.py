@@ -13,11 +13,13 @@ from ._export import export, feed
 from ._finalize import finalize
 from ._router import Router, RunFanOut
 from ._writer import Writer, WriterOptions
-from ._writers import ArrowWriter, ParquetWriter, ZarrWriter
+from ._writers import ArrowWriter, CSVWriter, HDF5Writer, ParquetWriter, ZarrWriter
 
 __all__ = [
     "ArrowWriter",
+    "CSVWriter",
     "DocumentBuffer",
+    "HDF5Writer",
     "ParquetWriter",
     "Router",
     "RunFanOut",

@@ -47,7 +47,7 @@ def export(
     file_prefix
         ``str.format`` template filled from each start document.
     format
-        A format name (``"zarr"``, ``"parquet"``, ``"arrow"``), a format object
+        A format name (``"zarr"``, ``"parquet"``, ``"arrow"``, ``"hdf5"``, ``"csv"``), a format object
         (``Parquet(compression="snappy")``), or a list of those: all are written in one pass.
     overwrite
         Replace existing outputs of the same name instead of raising

@@ -30,13 +30,15 @@ def finalize(
     saying when. Zarr: every 1-D stream's arrays one length, the metadata consolidated, the
     ``written`` mask as the writer left it (it only vouches for what is on disk). Parquet: every
     stream's parts merged into ``<stream>.parquet``. Arrow IPC: every stream file ended after its
-    last whole batch. An output finished already is left as it is.
+    last whole batch. HDF5: the file's "open for writing" mark cleared and every 1-D stream cut to
+    the events its ``seq_num`` vouches for. CSV: a last row cut short dropped. An output finished
+    already is left as it is.
 
     Parameters
     ----------
     output
-        A run's Zarr store (``<directory>/<prefix>.zarr``) or its directory of tables
-        (``<directory>/<prefix>``), as a path, ``file://`` or ``s3://`` URL.
+        A run's Zarr store (``<directory>/<prefix>.zarr``), its HDF5 file (``<prefix>.h5``) or
+        its directory of tables (``<directory>/<prefix>``), as a path, ``file://`` or ``s3://`` URL.
     storage_options
         For an ``s3://`` output (see :class:`~bluesky_zarr.Writer`).
     force
@@ -67,10 +69,9 @@ def finalize(
             "none is, then finalize with force=True (bluesky-zarr finalize --force)"
         )
     done: list[Finalized] = []
-    names = storage.list()
     for kind in Format.registry.values():
         fmt = kind()
-        if not any(fmt.owns(name) for name in names):
+        if not fmt.found_at(storage):
             continue
         holder = storage.lock_holder(fmt.label)
         if holder is not None:
@@ -85,7 +86,8 @@ def finalize(
             lock.release()
     if not done:
         raise RunNotFoundError(
-            f"{storage.location} holds no run output: give a run's Zarr store (<prefix>.zarr) or its "
-            "directory of <stream>.parquet, <stream>.parquet.parts or <stream>.arrows files"
+            f"{storage.location} holds no run output: give a run's Zarr store (<prefix>.zarr), its HDF5 "
+            "file (<prefix>.h5) or its directory of <stream>.parquet, <stream>.parquet.parts, "
+            "<stream>.arrows or <stream>.csv files"
         )
     return done

@@ -53,6 +53,11 @@ def stored(fmt, directory, prefix, key, stream="primary"):
 
 def detector_files(fmt, directory, prefix, key):
     """The detector files the output says a key was read from."""
+    if fmt.name == "hdf5":
+        from stock import open_hdf5_stream, variables_by_data_key
+
+        ds = open_hdf5_stream(fmt.output(directory, prefix))
+        return ds[variables_by_data_key(ds)[key]].attrs["detector_files"]
     if fmt.name == "zarr":
         import xarray as xr
 

@@ -16,7 +16,7 @@ from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from documents import composed_run, events
 from ophyd.sim import det, det4, motor1, motor2, motor3
-from stock import variables_by_data_key
+from stock import open_hdf5_stream, variables_by_data_key
 
 from bluesky_zarr import export
 
@@ -28,7 +28,11 @@ def column(fmt, directory, prefix, key, stream="primary"):
 
 
 def widening(fmt, directory, prefix, key, stream="primary"):
-    """What the output records about a widened key (Zarr: array attrs; tables: field metadata)."""
+    """What the output records about a widened key (Zarr, HDF5: array attrs; tables: field metadata)."""
+    if fmt.name == "hdf5":
+        ds = open_hdf5_stream(fmt.output(directory, prefix), stream)
+        name = variables_by_data_key(ds)[key]
+        return ds[name].dtype, ds[name].attrs.get("dtype_widened")
     if fmt.name == "zarr":
         import xarray as xr
 

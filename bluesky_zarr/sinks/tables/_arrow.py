@@ -202,9 +202,8 @@ def _end_cut_stream(storage: Storage, key: str) -> Finalized:
         return Finalized(path, "arrow", json.loads(metadata["status"]), changed=False)
     end = {**_StreamFile._end_metadata(metadata), "status": json.dumps("incomplete")}
     end["finalized"] = json.dumps(finalized_by())
-    tail = (
-        io.BytesIO()
-    )  # a stream of the same schema with only the last batch: its messages follow the schema's
+    # a stream of the same schema with only the last batch: its messages follow the schema's
+    tail = io.BytesIO()
     with pa.ipc.new_stream(tail, schema) as writer:
         writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema), custom_metadata=end)
     ending = pa.BufferReader(tail.getvalue())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +20,20 @@ from ...codecs import IMAGE_DEFAULT, SMALL_DEFAULT, CodecChain, resolve_codecs
 from ...layout import (
     EVENT_DIM,
     FRAME_BYTES,
+    SEQ_NUM,
+    TIME,
+    WRITTEN,
+    ArrayRole,
     Grid,
+    StreamArray,
     StreamSchema,
     Variable,
-    event_chunks,
+    default_chunks,
+    fill_value,
+    reading_nbytes,
     resolve_chunks,
     resolve_shards,
-    safe_name,
+    stream_arrays,
 )
 from ._options import ZarrOptions
 
@@ -42,9 +49,6 @@ __all__ = [
 ]
 
 OVERFLOW_GROUP = "overflow"
-TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
-
-ArrayRole = Literal["data", "readback", "setpoint", "time", "seq_num", "written"]
 
 
 @dataclass(frozen=True)
@@ -87,21 +91,6 @@ class StreamLayout:
     descriptors: tuple[EventDescriptor, ...]
 
 
-def _fill_value(dtype: np.dtype[Any]) -> Any:
-    if dtype.kind == "f":
-        return float("nan")
-    if dtype.kind == "b":
-        return False
-    if dtype.kind in "SUO":
-        return ""
-    return 0
-
-
-def _reading_nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
-    itemsize = dtype.itemsize if dtype.kind not in "SUO" else 16
-    return max(1, itemsize * math.prod(shape))
-
-
 def _array(
     name: str,
     role: ArrayRole,
@@ -117,21 +106,21 @@ def _array(
     reading_dims = variable.dims if variable is not None else ()
     reading_shape = variable.shape if variable is not None else ()
     dims, shape = event_dims + reading_dims, event_shape + reading_shape
-    reading_nbytes = _reading_nbytes(dtype, reading_shape)
-    chunks = tuple(max(1, c) for c in event_chunks(event_shape, reading_nbytes) + reading_shape)
+    nbytes = reading_nbytes(dtype, reading_shape)
+    chunks = default_chunks(event_shape, dtype, reading_shape)
     codecs, shards = resolve_codecs(SMALL_DEFAULT, dtype, where=f"array {name!r}"), None
     if variable is not None:
         key = variable.key
         where = f"{where}, data key {key!r}"
         options = options or ZarrOptions()
         chunks = resolve_chunks(options.chunks.get(key), dims, shape, chunks, where=where)
-        chunk_nbytes = _reading_nbytes(dtype, chunks[len(event_shape) :]) * math.prod(
+        chunk_nbytes = reading_nbytes(dtype, chunks[len(event_shape) :]) * math.prod(
             chunks[: len(event_shape)]
         )
         shards = resolve_shards(
             options.shards.get(key), dims, shape, chunks, chunk_nbytes, len(reading_shape), where=where
         )
-        default = IMAGE_DEFAULT if reading_nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
+        default = IMAGE_DEFAULT if nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
         codecs = resolve_codecs(options.codecs.get(key, default), dtype, where=where)
     return ArraySpec(
         name=name,
@@ -140,7 +129,7 @@ def _array(
         shape=shape,
         chunks=chunks,
         dtype=dtype,
-        fill_value=_fill_value(dtype),
+        fill_value=fill_value(dtype),
         attrs=attrs,
         reading_shape=reading_shape,
         data_key=variable.key if variable is not None else None,
@@ -149,80 +138,29 @@ def _array(
     )
 
 
-def _provenance(event_dims: tuple[str, ...], event_shape: tuple[int, ...], grid: bool) -> list[ArraySpec]:
-    arrays = [
-        _array(TIME, "time", event_dims, event_shape, np.dtype("float64"),
-               {"long_name": "event time", "units": "seconds since 1970-01-01",
-                "calendar": "proleptic_gregorian"}),
-        _array(SEQ_NUM, "seq_num", event_dims, event_shape, np.dtype("int64"),
-               {"long_name": "event sequence number (0: no event)"}),
-    ]  # fmt: skip
-    if grid:
-        arrays.append(
-            _array(WRITTEN, "written", event_dims, event_shape, np.dtype("bool"),
-                   {"long_name": "true where the grid point holds a complete event"})
-        )  # fmt: skip
-    return arrays
-
-
-def _coordinate(name: str, dim: str, values: tuple[float, ...], attrs: dict[str, JSONValue]) -> ArraySpec:
+def _coordinate(planned: StreamArray) -> ArraySpec:
     """A 1-D coordinate along a grid dimension whose values the documents say (one small chunk)."""
+    assert planned.values is not None and planned.dim is not None
+    n = len(planned.values)
     return ArraySpec(
-        name=name,
+        name=planned.name,
         role="setpoint",
-        dims=(dim,),
-        shape=(len(values),),
-        chunks=(len(values),),
-        dtype=np.dtype("float64"),
+        dims=(planned.dim,),
+        shape=(n,),
+        chunks=(n,),
+        dtype=planned.dtype,
         fill_value=float("nan"),
-        attrs=attrs,
-        codecs=resolve_codecs(None, np.dtype("float64"), where=f"array {name!r}"),
-        values=np.asarray(values, dtype="float64"),
+        attrs=planned.attrs,
+        codecs=resolve_codecs(None, planned.dtype, where=f"array {planned.name!r}"),
+        values=planned.values,
     )
-
-
-def _offset_name(dim: str) -> str:
-    """The coordinate that holds the offsets of a relative grid dimension."""
-    return safe_name(f"{dim}_offset")
-
-
-def _setpoints(grid: Grid) -> list[ArraySpec]:
-    """The setpoint coordinate of each grid dimension; for a relative one also ``<dim>_offset``.
-
-    A relative dimension's coordinate holds absolute positions once the grid is anchored and its
-    origin known (``origin`` attribute); until then, or when no event says the origin, the offsets.
-    """
-    arrays = []
-    for axis in grid.axes:
-        if axis.setpoints is None:
-            continue
-        units: dict[str, JSONValue] = {"units": axis.units} if axis.units else {}
-        attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint", "relative": axis.relative}
-        if axis.origin is not None:
-            attrs["origin"] = axis.origin
-        elif axis.offsets is not None:
-            attrs["long_name"] = f"{axis.dim} setpoint offset (origin not known yet)"
-            if grid.anchored:
-                attrs["long_name"] = f"{axis.dim} setpoint offset (origin unknown)"
-                attrs["origin_unknown"] = True
-                attrs["comment"] = (
-                    f"no event of the stream read where {axis.dim} was, so these are the plan's offsets, "
-                    "not absolute positions"
-                )
-        arrays.append(_coordinate(axis.dim, axis.dim, axis.setpoints, {**attrs, **units}))
-        if axis.offsets is not None:
-            name = _offset_name(axis.dim)
-            offset_attrs: dict[str, JSONValue] = {"long_name": f"{axis.dim} setpoint offset from its origin"}
-            arrays.append(_coordinate(name, axis.dim, axis.offsets, {**offset_attrs, **units}))
-    return arrays
 
 
 def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> StreamLayout:
     """The arrays of one stream group, from its schema and the user's codecs, chunks and shards.
 
-    A data key is an array of its own name, except a readback named like a grid dimension (whose
-    name is its setpoint coordinate's): it becomes ``<key>_readback``. A name taken already gets
-    ``_data`` appended.
+    The arrays and their names are the stream's (:func:`~bluesky_zarr.layout.stream_arrays`);
+    this adds their chunks, codecs and shards.
 
     Raises
     ------
@@ -230,34 +168,18 @@ def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> Str
         A chunk or shard request does not fit its array, or a codec does not fit its dtype.
     """
     event_dims, event_shape = schema.event_dims, schema.event_shape
-    grid = schema.grid
-    specs = _provenance(event_dims, event_shape, grid is not None) + (_setpoints(grid) if grid else [])
-    arrays = {spec.name: spec for spec in specs}
-    keys: dict[str, str] = {}
-    for key, variable in schema.variables.items():
-        name = safe_name(f"{key}_readback" if key in event_dims else key)
-        while name in arrays:
-            name += "_data"
-        attrs: dict[str, JSONValue] = {"data_key": {"name": key, **variable.description}}
-        if variable.units:
-            attrs["units"] = variable.units
-        if variable.widening is not None:
-            attrs["dtype_widened"] = variable.widening.to_json()
-        if variable.files:
-            attrs["detector_files"] = list(variable.files)
-        role: ArrayRole = "readback" if variable.role == "readback" else "data"
-        arrays[name] = _array(
-            name, role, event_dims, event_shape, variable.dtype, attrs, variable, options, schema.where
+    planned, keys = stream_arrays(schema)
+    arrays = {
+        a.name: _coordinate(a)
+        if a.role == "setpoint"
+        else _array(
+            a.name, a.role, event_dims, event_shape, a.dtype, a.attrs, a.variable, options, schema.where
         )
-        keys[key] = name
-    offsets = [_offset_name(a.dim) for a in grid.axes if a.offsets is not None] if grid else []
-    coordinates = " ".join([*offsets, *(a.name for a in arrays.values() if a.role == "readback")])
-    if coordinates:
-        arrays = {
-            n: replace(a, attrs={**a.attrs, "coordinates": coordinates}) if a.role == "data" else a
-            for n, a in arrays.items()
-        }
-    return StreamLayout(name=schema.name, grid=grid, arrays=arrays, keys=keys, descriptors=schema.descriptors)
+        for a in planned
+    }
+    return StreamLayout(
+        name=schema.name, grid=schema.grid, arrays=arrays, keys=keys, descriptors=schema.descriptors
+    )
 
 
 def overflow_layout(layout: StreamLayout) -> StreamLayout:
@@ -271,7 +193,7 @@ def overflow_layout(layout: StreamLayout) -> StreamLayout:
         if spec.role in {"setpoint", "written"}:
             continue
         dims = (EVENT_DIM, *spec.dims[spec.event_ndim :])
-        chunks = (*event_chunks((0,), _reading_nbytes(spec.dtype, spec.reading_shape)), *spec.reading_shape)
+        chunks = default_chunks((0,), spec.dtype, spec.reading_shape)
         arrays[spec.name] = replace(
             spec, dims=dims, shape=(0, *spec.reading_shape), chunks=tuple(max(1, c) for c in chunks),
             shards=None,

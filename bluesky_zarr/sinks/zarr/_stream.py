@@ -14,7 +14,7 @@ import numpy as np
 
 from ..._encoding import to_json
 from ..._errors import DocumentError
-from ...layout import Grid, lossless_cast
+from ...layout import Grid, readings_array
 from ...storage import Storage
 from ._array_writer import ArrayWriter
 from ._layout import OVERFLOW_GROUP, SEQ_NUM, TIME, WRITTEN, ArraySpec, StreamLayout, overflow_layout
@@ -33,27 +33,7 @@ class Readings(TypedDict):
 
 def _readings(spec: ArraySpec, raw: Any, n: int, where: str) -> np.ndarray:
     """The readings of one data key in an event page as an ``(n, *reading_shape)`` array."""
-    if spec.dtype.kind in "SUO":
-        values = np.empty(n, dtype=object)
-        values[:] = [str(v) for v in raw]
-        return values
-    try:
-        values = np.asarray(raw)
-    except (TypeError, ValueError):  # readings of different shapes
-        values = np.asarray(raw, dtype=object)
-    expected = (n, *spec.reading_shape)
-    if values.shape != expected:
-        raise DocumentError(
-            f"{where}: data key {spec.data_key!r} has readings of shape {list(values.shape[1:])}, but its "
-            f"descriptor declares {list(spec.reading_shape)}; fix the device's describe() or its reading"
-        )
-    cast = lossless_cast(values, spec.dtype)
-    if cast is None:
-        raise DocumentError(
-            f"{where}: data key {spec.data_key!r} holds {values.dtype} values that do not fit its declared "
-            f"dtype {spec.dtype}; declare dtype_numpy in describe() to match the readings"
-        )
-    return cast
+    return readings_array(spec.data_key, spec.dtype, spec.reading_shape, raw, n, where)
 
 
 class ZarrStream:
