@@ -9,7 +9,10 @@ from typing import Any
 
 from ._errors import UnsafePathError
 
-__all__ = ["render_file_prefix", "store_path"]
+__all__ = ["HDF5_SUFFIXES", "render_file_prefix", "store_path"]
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")
+"""The names a run's HDF5 file may end with (``.h5`` by default)."""
 
 _FORBIDDEN_IN_VALUES = ("/", "\\", "\0")
 

@@ -14,7 +14,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tqdm import tqdm
@@ -189,7 +189,8 @@ def _point(text: str) -> tuple[str, float]:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    output = args.output if args.output is not None else Path(f"{args.path.stem}.png")
+    name = PurePosixPath(args.path.rstrip("/")).stem if "://" in args.path else Path(args.path).stem
+    output = args.output if args.output is not None else Path(f"{name}.png")
     try:
         quick_look(args.path, args.key, dict(args.sel), stream=args.stream, output=output)
     except (OSError, BlueskyZarrError) as err:
@@ -202,7 +203,7 @@ def _plot(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="bluesky-zarr",
-        description="Write bluesky runs to Zarr, Parquet and Arrow IPC, and look at them.",
+        description="Write bluesky runs to Zarr, Parquet, Arrow IPC, HDF5 and CSV, and look at them.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -282,7 +283,9 @@ def parser() -> argparse.ArgumentParser:
         "(nearest values; a dimension not given is at its first point) and the spectrum: the frame's "
         "mean along the outer scan axis, at the other dimensions' selected values; axes carry units.",
     )
-    plot.add_argument("path", type=Path, metavar="PATH", help="a run's <run>.zarr store")
+    plot.add_argument(
+        "path", metavar="PATH", help="a run's <run>.zarr store (a path or s3:// URL) or <run>.h5 file"
+    )
     plot.add_argument("--key", help="the data key of the frames (default: the stream's first frames)")
     plot.add_argument(
         "--sel", type=_point, action="append", default=[], metavar="DIM=VALUE", help="e.g. wavelength=750"

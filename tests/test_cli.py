@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
+import h5py
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import suitcase.jsonl
@@ -19,6 +22,7 @@ from ophyd.sim import det, det4, motor1, motor2
 from stand_ins import FrameCounter
 from stock import open_stream, variables_by_data_key
 
+from bluesky_zarr import RunNotFoundError
 from bluesky_zarr.devices import make_sim_instrument
 from bluesky_zarr.plans import wavelength_position_scan
 
@@ -124,10 +128,11 @@ def test_inspect_says_what_a_nested_scan_holds(RE, tmp_path):
     assert table["status"] == "success" and table["uid"] == summary["uid"]
 
 
-@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow"])
+@pytest.mark.parametrize("fmt", ["zarr", "parquet", "arrow", "hdf5"])
 def test_inspect_a_killed_run(killed, fmt):
     directory = killed(fmt)
-    path = directory / ("crash.zarr" if fmt == "zarr" else "crash")
+    (output,) = [f for f in FORMATS if f.name == fmt]
+    path = output.output(directory, "crash")
     done = bluesky_zarr("inspect", "--json", path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -139,8 +144,87 @@ def test_inspect_a_killed_run(killed, fmt):
         assert set(variables_by_data_key(open_stream(path))) <= {
             a["data_key"] for a in primary["arrays"].values()
         }
+    elif fmt == "hdf5":  # read as a SWMR reader, as the killed writer left it
+        with h5py.File(path, "r", swmr=True) as h5:
+            written = int(np.count_nonzero(h5["entry/primary/written"][...]))
+        assert 0 < primary["points_written"] == written < primary["points"]
     else:
         assert primary["rows"] > 0
+
+
+def test_inspect_says_what_an_hdf5_file_and_a_csv_directory_hold(RE, tmp_path):
+    """Every dataset as h5py sees it (shape, dtype, chunks, filters, bytes stored, the scales of its
+    dimensions); every CSV row as pandas reads it."""
+    lab = make_sim_instrument(shape=(128, 256), exposure_time=0.001, fast=True)
+    from bluesky_zarr import CSV, HDF5, Writer
+
+    RE.subscribe(Writer(tmp_path, HDF5(), CSV(data_keys="scalars"), file_prefix="run"))
+    RE(wavelength_position_scan(lab.detectors, lab.laser, (700, 720, 3), lab.stage, (0, 1, 2)))
+    done = bluesky_zarr("inspect", tmp_path / "run.h5", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert "run.h5: hdf5, run " in done.stdout and "6 of 6 points written" in done.stdout
+    summary = json.loads(bluesky_zarr("inspect", "--json", tmp_path / "run.h5").stdout)
+    assert summary["format"] == "hdf5" and summary["status"] == "success"
+    arrays = summary["streams"]["primary"]["arrays"]
+    with h5py.File(tmp_path / "run.h5", "r") as h5:
+        group = h5["entry/primary"]
+        assert set(arrays) == {k for k, v in group.items() if isinstance(v, h5py.Dataset)}
+        image = group["camera_image"]
+        assert arrays["camera_image"]["shape"] == list(image.shape) == [3, 2, 128, 256]
+        assert arrays["camera_image"]["chunks"] == list(image.chunks) == [1, 1, 128, 256]
+        assert arrays["camera_image"]["codecs"] == ["shuffle", "gzip 1"]  # a frame of 64 KiB or more
+        assert arrays["camera_image"]["bytes"] == image.id.get_storage_size()
+        assert arrays["camera_image"]["dims"] == [
+            "wavelength",
+            "position",
+            *arrays["camera_image"]["dims"][2:],
+        ]
+        assert arrays["wavelength"]["dims"] == ["wavelength"]  # a scale is its own dimension
+    table = json.loads(bluesky_zarr("inspect", "--json", tmp_path / "run").stdout)
+    assert table["streams"]["primary"]["rows"] == len(pd.read_csv(tmp_path / "run" / "primary.csv")) == 6
+    assert "camera_image" not in table["streams"]["primary"]["columns"]
+
+
+def test_open_run_and_quick_look_read_an_hdf5_file_as_the_zarr_store(RE, tmp_path):
+    """One scan written as Zarr and as HDF5: the same tree of streams from open_run, the same
+    quick look."""
+    lab = make_sim_instrument(shape=(16, 12), exposure_time=0.001, fast=True)
+    from bluesky_zarr import HDF5, Writer, Zarr, open_run, quick_look
+
+    RE.subscribe(Writer(tmp_path, Zarr(), HDF5(), file_prefix="run"))
+    RE(wavelength_position_scan(lab.detectors, lab.laser, (700, 720, 3), lab.stage, (0, 1, 2)))
+    zarr_tree, hdf5_tree = open_run(tmp_path / "run.zarr"), open_run(tmp_path / "run.h5")
+    assert set(hdf5_tree.children) == set(zarr_tree.children)
+    assert hdf5_tree.attrs["status"] == zarr_tree.attrs["status"] == "success"
+    assert json.loads(hdf5_tree.attrs["start"]) == json.loads(zarr_tree.attrs["start"])
+    by_zarr, by_hdf5 = zarr_tree["primary"].to_dataset(), hdf5_tree["primary"].to_dataset()
+    for name in ("camera_image", "power_meter_power", "written", "seq_num"):
+        np.testing.assert_array_equal(by_hdf5[name].values, by_zarr[name].values, err_msg=name)
+        assert by_hdf5[name].dims[:2] == by_zarr[name].dims[:2] == ("wavelength", "position")
+    np.testing.assert_array_equal(by_hdf5.wavelength.values, by_zarr.wavelength.values)
+    point = {"wavelength": 710, "position": 1}
+    lines = [
+        quick_look(p, sel=point).axes[1].lines[0].get_ydata()
+        for p in (tmp_path / "run.zarr", tmp_path / "run.h5")
+    ]
+    np.testing.assert_allclose(lines[0], lines[1])
+    with pytest.raises(RunNotFoundError, match="does not exist"):
+        open_run(tmp_path / "missing.h5")
+
+
+def test_plot_of_a_store_in_a_bucket_finds_the_server_in_the_environment(s3_endpoint, bucket, RE, tmp_path):
+    """AWS_ENDPOINT_URL (as the AWS tools take it) points the command line at a facility's server."""
+    from bluesky_zarr import ZarrWriter
+
+    RE.subscribe(
+        ZarrWriter(f"s3://{bucket}/runs", file_prefix="run", storage_options={"endpoint_url": s3_endpoint})
+    )
+    RE(bp.grid_scan([FrameCounter(shape=(8, 8)), det], motor1, 0, 1, 3, motor2, 0, 1, 2))
+    out = tmp_path / "bucket.png"
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_endpoint}
+    done = bluesky_zarr("plot", f"s3://{bucket}/runs/run.zarr", "-o", out, env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
 
 
 def test_inspect_of_something_else_is_a_clear_error(tmp_path):

@@ -1,5 +1,5 @@
-"""What a run's output holds, read from the files alone: a Zarr store, or a Parquet / Arrow IPC run
-directory. Read-only, and safe on a run that is still being written.
+"""What a run's output holds, read from the files alone: a Zarr store, an HDF5 file, or a Parquet /
+Arrow IPC / CSV run directory. Read-only, and safe on a run that is still being written.
 """
 
 from __future__ import annotations
@@ -8,23 +8,29 @@ import json
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import zarr
 
 from .._encoding import decode_attributes
 from .._errors import RunNotFoundError
+from .._naming import HDF5_SUFFIXES
 
 __all__ = ["inspect_run"]
 
 _RUN_KEYS = ("status", "errors", "quarantined")
+_TABLE_SUFFIXES = (".parquet", ".arrows", ".csv")
+_HDF5_FILTERS = {"32004": "lz4", "32015": "zstd", "32001": "blosc"}
+"""HDF5 plugin filters (hdf5plugin) by their registered id"""
 
 
 def inspect_run(path: str | Path) -> dict[str, Any]:
     """A summary of one run's output, as plain JSON-ready data.
 
-    ``format`` (``"zarr"`` or ``"tables"``), ``uid``, ``plan_name``, ``status``, ``errors``,
+    ``format`` (``"zarr"``, ``"hdf5"`` or ``"tables"``), ``uid``, ``plan_name``, ``status``, ``errors``,
     ``quarantined``, and per stream: ``grid`` (dims and shape) with ``points`` and
     ``points_written`` (from the ``written`` mask), or ``events`` along ``time``; and per array or
     column: data key, dims, shape, dtype, chunks, shards, codecs and bytes on disk.
@@ -32,16 +38,21 @@ def inspect_run(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     RunNotFoundError
-        ``path`` is neither a Zarr v3 store nor a directory of Parquet or Arrow IPC stream files.
+        ``path`` is neither a Zarr v3 store, nor an HDF5 file, nor a directory of Parquet, Arrow
+        IPC or CSV stream files.
     """
     path = Path(path)
     if (path / "zarr.json").is_file():
         return _zarr(path)
-    if path.is_dir() and any(path.glob("*.parquet*")) | any(path.glob("*.arrows")):
+    if path.suffix in HDF5_SUFFIXES and path.is_file():
+        return _hdf5(path)
+    if path.is_dir() and any(
+        p.suffix in _TABLE_SUFFIXES or p.name.endswith(".parquet.parts") for p in path.iterdir()
+    ):
         return _tables(path)
     raise RunNotFoundError(
-        f"{path} is neither a run's Zarr store (<run>.zarr with a zarr.json) nor its table directory "
-        "(<run>/ holding <stream>.parquet or <stream>.arrows)"
+        f"{path} is neither a run's Zarr store (<run>.zarr with a zarr.json), nor its HDF5 file "
+        "(<run>.h5), nor its table directory (<run>/ holding <stream>.parquet, .arrows or .csv)"
     )
 
 
@@ -157,6 +168,9 @@ def _tables(directory: Path) -> dict[str, Any]:
             schema, rows, end = _arrow_stream(path)
             stream = {"file": path.name, "rows": rows}
             run.update(end)
+        elif path.suffix == ".csv" and path.is_file():
+            schema, rows = _csv(path)
+            stream = {"file": path.name, "rows": rows}
         else:
             continue
         metadata = _table_metadata(schema)
@@ -197,3 +211,71 @@ def _arrow_stream(path: Path) -> tuple[pa.Schema, int, dict[str, Any]]:
         if following is None:
             return schema, rows, end
         path = path.with_name(following)
+
+
+def _csv(path: Path) -> tuple[pa.Schema, int]:
+    """The columns (as pyarrow reads the first rows) and the whole rows of a CSV stream file."""
+    with path.open("rb") as file:
+        rows = sum(block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b"")) - 1
+    with pacsv.open_csv(path) as reader:
+        return reader.schema, max(rows, 0)
+
+
+def _dimension(dataset: h5py.Dataset, axis: int) -> str:
+    """The name of the dimension scale attached to an axis (a scale is its own dimension)."""
+    scales = dataset.dims[axis]
+    node = scales[0] if len(scales) else dataset if dataset.is_scale else None
+    return node.name.rsplit("/", 1)[-1] if node is not None else f"axis_{axis}"
+
+
+def _hdf5_dataset(dataset: h5py.Dataset) -> dict[str, Any]:
+    key = decode_attributes(dataset.attrs).get("data_key")
+    filters = [  # in the order the pipeline applies them; h5py's only list of them is _filters
+        f"gzip {options}" if name == "gzip" else _HDF5_FILTERS.get(str(name), str(name))
+        for name, options in dataset._filters.items()
+    ]
+    return {
+        "data_key": key.get("name") if isinstance(key, dict) else None,
+        "dims": [_dimension(dataset, i) for i in range(dataset.ndim)],
+        "shape": list(dataset.shape),
+        "dtype": str(dataset.dtype),
+        "chunks": list(dataset.chunks) if dataset.chunks else None,
+        "shards": None,
+        "codecs": filters,
+        "bytes": int(dataset.id.get_storage_size()),
+    }
+
+
+def _hdf5(path: Path) -> dict[str, Any]:
+    with h5py.File(path, "r", swmr=True) as h5:  # a file being written, or left by a killed writer
+        attrs = decode_attributes(h5.attrs)
+        start = attrs.get("start") or {}
+        summary: dict[str, Any] = {
+            "path": str(path),
+            "format": "hdf5",
+            "uid": start.get("uid"),
+            "plan_name": start.get("plan_name"),
+            **{k: attrs.get(k) for k in _RUN_KEYS},
+            "bytes": path.stat().st_size,
+            "streams": {},
+        }
+        groups: list[tuple[str, h5py.Group]] = []
+        entry = h5.get("entry")
+        if isinstance(entry, h5py.Group):
+            entry.visititems(
+                lambda name, node: groups.append((name, node)) if isinstance(node, h5py.Group) else None
+            )
+        for name, group in groups:
+            datasets = {k: v for k, v in group.items() if isinstance(v, h5py.Dataset)}
+            stream: dict[str, Any] = {}
+            grid = decode_attributes(group.attrs).get("grid")
+            if isinstance(grid, dict):
+                stream["grid"] = {"dims": grid.get("dims"), "shape": grid.get("shape")}
+                stream["points"] = int(np.prod(grid.get("shape") or []))
+                if "written" in datasets:
+                    stream["points_written"] = int(np.count_nonzero(datasets["written"][...]))
+            elif "seq_num" in datasets:
+                stream["events"] = len(datasets["seq_num"])  # what seq_num vouches for
+            stream["arrays"] = {k: _hdf5_dataset(d) for k, d in datasets.items()}
+            summary["streams"][name] = stream
+    return summary

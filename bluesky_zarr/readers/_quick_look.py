@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -59,13 +59,15 @@ def quick_look(
     *,
     stream: str = "primary",
     output: str | Path | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Figure:
     """Draw the frame at one grid point and the spectrum: the frame's mean along the outer axis.
 
     Parameters
     ----------
     path
-        A run's Zarr store.
+        A run's Zarr store (a path, or an ``s3://`` URL) or HDF5 file: what
+        :func:`~bluesky_zarr.open_run` opens.
     key
         The data key of the frames (default: the stream's first array of frames).
     sel
@@ -76,6 +78,8 @@ def quick_look(
         The grid stream (default ``primary``).
     output
         A PNG to write, if given.
+    storage_options
+        For an ``s3://`` store, as for :func:`~bluesky_zarr.open_run`.
 
     Returns
     -------
@@ -89,7 +93,7 @@ def quick_look(
     """
     from matplotlib.figure import Figure
 
-    ds = open_run(path)[stream].to_dataset()
+    ds = open_run(path, storage_options=storage_options)[stream].to_dataset()
     grid = decode_attributes(ds.attrs).get("grid")
     if not isinstance(grid, dict):
         raise BlueskyZarrError(f"{path}: stream {stream!r} is not on a grid; quick_look draws grid scans")

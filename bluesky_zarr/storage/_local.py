@@ -311,7 +311,7 @@ class LocalStorage(Storage):
 
     def lock(self, name: str) -> WriterLock:
         path = self._lock_path(name)
-        with _wrapped(path, "lock"):
+        with _wrapped(self.root, "lock"):  # the output, which the user knows, not its lock file
             while True:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:

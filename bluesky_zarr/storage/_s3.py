@@ -49,7 +49,8 @@ logger = logging.getLogger("bluesky_zarr")
 
 _SECRET_OPTIONS = ("key", "secret", "token")
 _OPTIONS = {
-    "endpoint_url": "the server's URL, e.g. 'http://127.0.0.1:9000' for MinIO (default: AWS)",
+    "endpoint_url": "the server's URL, e.g. 'http://127.0.0.1:9000' for MinIO (default: "
+    "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL from the environment, as the AWS tools take it, else AWS)",
     "region": "the bucket's region (default: AWS_REGION, else us-east-1)",
     "key": "the access key id (default: the environment, AWS_ACCESS_KEY_ID)",
     "secret": "the secret access key (default: the environment, AWS_SECRET_ACCESS_KEY)",
@@ -132,6 +133,9 @@ class S3Storage(Storage):
         self, bucket: str, prefix: str = "", storage_options: Mapping[str, Any] | None = None
     ) -> None:
         options = dict(storage_options or {})
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint and "endpoint_url" not in options:
+            options["endpoint_url"] = endpoint
         unknown = sorted(set(options) - set(_OPTIONS))
         if unknown:
             known = "; ".join(f"{k}: {v}" for k, v in _OPTIONS.items())

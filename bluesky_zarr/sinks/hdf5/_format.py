@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from ..._documents import RunStart
 from ..._errors import ConfigurationError
+from ..._naming import HDF5_SUFFIXES
 from ...storage import LocalStorage, Storage
 from .._format import Finalized, Format
 from .._run import OnError
@@ -17,8 +18,6 @@ from ._options import HDF5Options
 from ._run import HDF5Run
 
 __all__ = ["HDF5"]
-
-SUFFIXES = (".h5", ".hdf5", ".nxs")
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,9 @@ class HDF5(Format):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.suffix not in SUFFIXES:
+        if self.suffix not in HDF5_SUFFIXES:
             raise ConfigurationError(
-                f"HDF5: suffix must be one of {', '.join(SUFFIXES)}, not {self.suffix!r}"
+                f"HDF5: suffix must be one of {', '.join(HDF5_SUFFIXES)}, not {self.suffix!r}"
             )
         self.options  # the forms are checked now, before any run  # noqa: B018
 
@@ -77,7 +76,9 @@ class HDF5(Format):
         return False  # an HDF5 output is a file of its own, never below a run's directory
 
     def found_at(self, output: Storage) -> bool:
-        return isinstance(output, LocalStorage) and output.root.suffix in SUFFIXES and output.root.is_file()
+        return (
+            isinstance(output, LocalStorage) and output.root.suffix in HDF5_SUFFIXES and output.root.is_file()
+        )
 
     def finalize(self, output: Storage) -> list[Finalized]:
         assert isinstance(output, LocalStorage)  # found_at said so
