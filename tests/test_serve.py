@@ -1,0 +1,79 @@
+"""``bluesky-zarr serve``: a RunEngine in another process publishes through bluesky's real 0MQ proxy,
+the service writes every run, and stops on SIGTERM as systemd stops it. Every part is a process of
+its own, every socket on 127.0.0.1 (see ``publishing.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import xarray as xr
+
+pytest.importorskip("zmq")
+
+from publishing import PROBE, proxy, publisher, serve
+
+
+def _attrs(store: Path) -> dict:
+    return json.loads((store / "zarr.json").read_text())["attributes"]  # type: ignore[no-any-return]
+
+
+def test_serve_writes_every_event_of_a_scan_published_from_another_process(tmp_path):
+    with (
+        proxy() as (documents_in, documents_out),
+        serve(documents_out, tmp_path, "--format", "zarr,parquet", "--flush-interval", "0.05") as served,
+    ):
+        with publisher(documents_in, served) as published:
+            done = published.finished()
+        uid = done["uid"]
+        served.log.wait(lambda line: f"run {uid} stop" in line, "saying the run stopped")
+        assert served.terminate() == 0, served.log.text
+    log = served.log.text
+    store = tmp_path / f"{uid}.zarr"
+    assert _attrs(store)["status"] == "success"
+    ds = xr.open_zarr(store, group="primary")
+    assert ds.det4.shape == (4, 5)
+    np.testing.assert_array_equal(ds.det4.values.ravel(), done["det4"])
+    np.testing.assert_array_equal(ds.seq_num.values.ravel(), np.arange(1, 21))
+    table = pq.read_table(tmp_path / uid / "primary.parquet")
+    assert table.column("seq_num").to_pylist() == list(range(1, 21))
+    np.testing.assert_array_equal(table.column("det4").to_numpy(), done["det4"])
+    # one line at the start (uid, plan, outputs) and one at the stop (status, events, seconds)
+    (start,) = [line for line in log.splitlines() if f"run {uid} start" in line]
+    assert "plan grid_scan" in start and f"{uid}.zarr" in start and str(tmp_path / uid) in start
+    (stop,) = [line for line in log.splitlines() if f"run {uid} stop" in line]
+    assert "status success, 20 events" in stop and stop.rstrip().endswith(" s")
+    # the run serve joined after its start (the publisher's probe) is left out, with one warning
+    warned = [line for line in log.splitlines() if "never received" in line]
+    assert len(warned) == 1 and PROBE in warned[0], log
+    assert not list(tmp_path.glob(f"{PROBE}*")) and "Traceback" not in log
+
+
+def test_sigterm_mid_run_writes_every_event_received_and_ends_the_run_incomplete(tmp_path):
+    # nothing is flushed on a timer here: what is on disk after SIGTERM, SIGTERM wrote
+    options = ("--format", "zarr,parquet", "--flush-interval", "3600", "--log-level", "DEBUG")
+    with (
+        proxy() as (documents_in, documents_out),
+        serve(documents_out, tmp_path, *options) as served,
+        publisher(documents_in, served, mode="hold") as published,
+    ):
+        published.message("held")  # six events published, the scan held
+        served.log.wait(lambda line: "received event seq_num 6 " in line, "saying serve got six events")
+        (start,) = [line for line in served.log.lines if " start: plan grid_scan" in line]
+        uid = start.split("run ")[1].split()[0]
+        assert served.terminate() == 0, served.log.text
+        published.go()  # the scan goes on with nobody listening; it never notices
+        published.finished()
+    log = served.log.text
+    store, table = tmp_path / f"{uid}.zarr", tmp_path / uid / "primary.parquet"
+    assert _attrs(store)["status"] == "incomplete"
+    ds = xr.open_zarr(store, group="primary")
+    assert int(ds.written.sum()) == 6
+    assert ds.seq_num.values.ravel()[:6].tolist() == list(range(1, 7))
+    assert pq.read_table(table).column("seq_num").to_pylist() == list(range(1, 7))
+    assert pq.read_schema(table).metadata[b"status"] == b'"incomplete"'
+    assert "SIGTERM: stopping" in log and f"run {uid} stop: status incomplete" in log
+    assert "Traceback" not in log
