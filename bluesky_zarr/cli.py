@@ -116,6 +116,9 @@ def _describe(summary: dict[str, Any]) -> str:
     for what in ("errors", "quarantined"):
         for line in summary.get(what) or []:
             lines.append(f"  {what[:-1] if what == 'errors' else what}: {line}")
+    for name, ranges in (summary.get("gaps") or {}).items():
+        where = ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in ranges)
+        lines.append(f"  gaps: stream {name!r} never received the events with seq_num {where}")
     for name, stream in summary["streams"].items():
         said = []
         grid = stream.get("grid")

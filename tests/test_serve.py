@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import xarray as xr
@@ -15,6 +17,9 @@ import xarray as xr
 pytest.importorskip("zmq")
 
 from publishing import PROBE, proxy, publisher, serve
+from tables import batches_with_metadata
+
+from bluesky_zarr import inspect_run
 
 
 def _attrs(store: Path) -> dict:
@@ -77,3 +82,31 @@ def test_sigterm_mid_run_writes_every_event_received_and_ends_the_run_incomplete
     assert pq.read_schema(table).metadata[b"status"] == b'"incomplete"'
     assert "SIGTERM: stopping" in log and f"run {uid} stop: status incomplete" in log
     assert "Traceback" not in log
+
+
+def test_a_gap_in_seq_num_is_warned_and_recorded_by_every_format(tmp_path):
+    formats = "zarr,parquet,arrow,hdf5,csv"
+    with (
+        proxy() as (documents_in, documents_out),
+        serve(documents_out, tmp_path, "--format", formats, "--flush-interval", "0.05") as served,
+    ):
+        with publisher(documents_in, served, mode="gap") as published:  # seq_num 3 never published
+            uid = published.finished()["uid"]
+        served.log.wait(lambda line: f"run {uid} stop" in line, "saying the run stopped")
+        assert served.terminate() == 0, served.log.text
+    gaps = {"primary": [[3, 3]]}
+    (warned,) = [line for line in served.log.lines if "misses" in line]
+    assert uid in warned and "'primary' misses 1 event(s), seq_num 3" in warned
+    store = tmp_path / f"{uid}.zarr"
+    assert json.loads(xr.open_zarr(store).attrs["gaps"]) == gaps  # JSON text, as NetCDF holds it
+    assert _attrs(store)["status"] == "partial"
+    ds = xr.open_zarr(store, group="primary")
+    assert int(ds.written.sum()) == 19 and not bool(ds.written.values.ravel()[2])
+    parquet = pq.read_schema(tmp_path / uid / "primary.parquet").metadata
+    assert json.loads(parquet[b"gaps"]) == gaps and json.loads(parquet[b"status"]) == "partial"
+    *_, (_, custom) = batches_with_metadata(tmp_path / uid / "primary.arrows")
+    assert custom["gaps"] == gaps and custom["status"] == "partial"
+    with h5py.File(tmp_path / f"{uid}.h5", "r") as h5:
+        assert json.loads(h5.attrs["gaps"]) == gaps and h5.attrs["status"] == "partial"
+    assert pd.read_csv(tmp_path / uid / "primary.csv")["seq_num"].tolist() == [1, 2, *range(4, 21)]
+    assert inspect_run(store)["gaps"] == gaps

@@ -18,14 +18,15 @@ from .._errors import RunNotFoundError
 
 __all__ = ["inspect_run"]
 
-_RUN_KEYS = ("status", "errors", "quarantined")
+_RUN_KEYS = ("status", "errors", "quarantined", "gaps")
 
 
 def inspect_run(path: str | Path) -> dict[str, Any]:
     """A summary of one run's output, as plain JSON-ready data.
 
     ``format`` (``"zarr"`` or ``"tables"``), ``uid``, ``plan_name``, ``status``, ``errors``,
-    ``quarantined``, and per stream: ``grid`` (dims and shape) with ``points`` and
+    ``quarantined``, ``gaps`` (stream -> ``[first, last]`` seq_nums of events that never reached
+    the writer), and per stream: ``grid`` (dims and shape) with ``points`` and
     ``points_written`` (from the ``written`` mask), or ``events`` along ``time``; and per array or
     column: data key, dims, shape, dtype, chunks, shards, codecs and bytes on disk.
 
