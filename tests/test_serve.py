@@ -16,6 +16,7 @@ import xarray as xr
 
 pytest.importorskip("zmq")
 
+from command_line import bluesky_zarr
 from publishing import PROBE, proxy, publisher, serve
 from tables import batches_with_metadata
 
@@ -110,3 +111,41 @@ def test_a_gap_in_seq_num_is_warned_and_recorded_by_every_format(tmp_path):
         assert json.loads(h5.attrs["gaps"]) == gaps and h5.attrs["status"] == "partial"
     assert pd.read_csv(tmp_path / uid / "primary.csv")["seq_num"].tolist() == [1, 2, *range(4, 21)]
     assert inspect_run(store)["gaps"] == gaps
+
+
+def test_a_config_file_gives_the_formats_their_options_and_flags_win(tmp_path):
+    config = tmp_path / "serve.toml"
+    with proxy() as (documents_in, documents_out):
+        config.write_text(
+            f'address = "{documents_out}"\n'
+            f'directory = "{tmp_path / "data"}"\n'
+            'formats = ["zarr"]\n'
+            'file_prefix = "ignored-{start[uid]}"\n'
+            "flush_interval = 0.05\n"
+            "[parquet]\n"
+            'compression = "snappy"\n'
+            'data_keys = "scalars"\n'
+        )
+        with serve("--config", config, "--file-prefix", "scan-{start[scan_id]}") as served:
+            with publisher(documents_in, served) as published:
+                uid = published.finished()["uid"]
+            served.log.wait(lambda line: f"run {uid} stop" in line, "saying the run stopped")
+            assert served.terminate() == 0, served.log.text
+    data = tmp_path / "data"
+    assert xr.open_zarr(data / "scan-1.zarr", group="primary").det4.shape == (4, 5)
+    parquet = pq.ParquetFile(data / "scan-1" / "primary.parquet")
+    assert parquet.metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert parquet.read().num_rows == 20
+
+
+def test_a_config_file_with_a_key_serve_does_not_know_is_refused_naming_it(tmp_path):
+    config = tmp_path / "serve.toml"
+    config.write_text('address = "127.0.0.1:1"\ndirectory = "data"\nflush_intreval = 1\n')
+    done = bluesky_zarr("serve", "--config", config)
+    assert done.returncode == 2 and "flush_intreval" in done.stderr
+    config.write_text('address = "127.0.0.1:1"\ndirectory = "data"\n[zarr]\ncodec = "lz4"\n')
+    done = bluesky_zarr("serve", "--config", config)
+    assert done.returncode == 2 and "[zarr]" in done.stderr and "codec" in done.stderr
+    config.write_text('formats = ["zar"]\n')
+    done = bluesky_zarr("serve", "--config", config)
+    assert done.returncode == 2 and "unknown format 'zar'" in done.stderr
