@@ -5,6 +5,8 @@ its own, every socket on 127.0.0.1 (see ``publishing.py``)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import h5py
@@ -20,7 +22,9 @@ from command_line import bluesky_zarr
 from publishing import PROBE, proxy, publisher, serve
 from tables import batches_with_metadata
 
-from bluesky_zarr import inspect_run
+from bluesky_zarr import Parquet, Zarr, inspect_run
+from bluesky_zarr.cli import parser
+from bluesky_zarr.writing import read_config
 
 
 def _attrs(store: Path) -> dict:
@@ -149,3 +153,29 @@ def test_a_config_file_with_a_key_serve_does_not_know_is_refused_naming_it(tmp_p
     config.write_text('formats = ["zar"]\n')
     done = bluesky_zarr("serve", "--config", config)
     assert done.returncode == 2 and "unknown format 'zar'" in done.stderr
+
+
+HOW_TO = Path(__file__).parent.parent / "docs" / "how-to" / "serve-documents-from-0mq.md"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", HOW_TO.read_text(), re.DOTALL | re.MULTILINE)
+
+
+def test_the_how_tos_configuration_file_and_systemd_unit_are_what_serve_takes():
+    (toml,) = _blocks("toml")
+    config = read_config(toml, "the how-to's serve.toml")
+    assert [f.label for f in config.formats] == ["zarr", "parquet"]
+    assert config.address == "127.0.0.1:5578" and config.directory == "/data/runs"
+    assert config.formats[0] == Zarr(
+        data_keys="arrays", codecs={"camera_image": "blosc-zstd"}, shards={"camera_image": "auto"}
+    )
+    assert config.formats[1] == Parquet(data_keys="scalars", compression="zstd")
+    (unit,) = _blocks("ini")
+    (command,) = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    args = parser().parse_args(shlex.split(command)[1:])
+    assert args.command == "serve" and str(args.config) == "/etc/bluesky-zarr/serve.toml"
+    for shell in _blocks("bash"):
+        for line in shell.splitlines():
+            if line.startswith("bluesky-zarr serve"):
+                assert parser().parse_args(shlex.split(line)[1:]).command == "serve"
