@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import socket
+import threading
 from pathlib import Path
 
 import h5py
@@ -15,6 +17,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import xarray as xr
+from bluesky import RunEngine
+from bluesky import plans as bp
+from ophyd.sim import det
 
 pytest.importorskip("zmq")
 
@@ -22,7 +27,7 @@ from command_line import bluesky_zarr
 from publishing import PROBE, proxy, publisher, serve
 from tables import batches_with_metadata
 
-from bluesky_zarr import Parquet, Zarr, inspect_run
+from bluesky_zarr import Parquet, Service, Zarr, inspect_run
 from bluesky_zarr.cli import parser
 from bluesky_zarr.writing import read_config
 
@@ -179,3 +184,25 @@ def test_the_how_tos_configuration_file_and_systemd_unit_are_what_serve_takes():
         for line in shell.splitlines():
             if line.startswith("bluesky-zarr serve"):
                 assert parser().parse_args(shlex.split(line)[1:]).command == "serve"
+
+
+def test_the_python_service_stops_from_another_thread_and_ends_open_runs_incomplete(tmp_path):
+    with socket.socket() as probe:  # a free port on 127.0.0.1; no proxy needs to be there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    service = Service(address, tmp_path, "zarr", flush_interval=0.05)
+    running = threading.Thread(target=service.run)
+    running.start()
+    record: list[tuple[str, dict]] = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: record.append((name, doc)))
+    RE(bp.count([det], 3))
+    for name, doc in record[:-1]:  # every document but the stop, as the dispatcher hands them over
+        service(name, doc)
+    service.stop()
+    service.stop()  # twice is once
+    running.join(timeout=120)
+    assert not running.is_alive()
+    store = tmp_path / f"{record[0][1]['uid']}.zarr"
+    assert _attrs(store)["status"] == "incomplete"
+    assert xr.open_zarr(store, group="primary").det.values.tolist() == [1.0, 1.0, 1.0]

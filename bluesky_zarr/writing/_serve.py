@@ -160,11 +160,12 @@ class Service:
 
         dispatcher = RemoteDispatcher(self.address, prefix=self.prefix, loop=self._loop)
         dispatcher.subscribe(self)  # type: ignore[no-untyped-call]
-        handled: list[signal.Signals] = []
+        handled: dict[signal.Signals, Any] = {}
+        """signal -> the handler it had before, put back at the end"""
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
+                handled[signum] = signal.getsignal(signum)
                 self._loop.add_signal_handler(signum, self._end, signum.name)
-                handled.append(signum)
         self._loop.call_soon(self._ready)
         try:
             dispatcher.start()  # type: ignore[no-untyped-call]
@@ -177,8 +178,8 @@ class Service:
             try:
                 self._finish()
             finally:
-                for signum in handled:
-                    signal.signal(signum, signal.SIG_DFL)
+                for signum, before in handled.items():
+                    signal.signal(signum, before)
 
     def stop(self) -> None:
         """Stop :meth:`run` from another thread, as SIGTERM does; safe to call more than once."""
