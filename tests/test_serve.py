@@ -206,3 +206,17 @@ def test_the_python_service_stops_from_another_thread_and_ends_open_runs_incompl
     store = tmp_path / f"{record[0][1]['uid']}.zarr"
     assert _attrs(store)["status"] == "incomplete"
     assert xr.open_zarr(store, group="primary").det.values.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_run_the_writer_refuses_is_logged_and_the_service_goes_on(tmp_path, caplog):
+    caplog.set_level("INFO", logger="bluesky_zarr")
+    service = Service("127.0.0.1:1", tmp_path, "zarr", file_prefix="same")  # run() never called
+    RE = RunEngine({})
+    RE.subscribe(service)
+    first, second = RE(bp.count([det], 2)), RE(bp.count([det], 2))
+    service.writer.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"run {first[0]} stop: status success, 2 events" in line for line in said)
+    assert any(f"run {second[0]}" in line and "exists already" in line for line in said)
+    assert f"run {second[0]} stop: not written (see the error at its start)" in said
+    assert _attrs(tmp_path / "same.zarr")["start"]  # the first run's, untouched

@@ -81,12 +81,17 @@ class Service:
         self.address = address
         self.prefix = prefix
         self.writer = Writer(directory, *(formats or ("zarr",)), **options)
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """the dispatcher's, made by :meth:`run`"""
+        self._asked = threading.Lock()
+        self._stop_asked = False
         self._stopping: str | None = None
         self._runs: dict[str, _Run] = {}
         self._run_of: dict[str, _Run] = {}
         """descriptor uid -> its run"""
         self._left_out: set[str] = set()
+        """runs whose start the writer refused"""
+        self._seen_late: set[str] = set()
         """runs whose stop came with no start: logged once each"""
 
     def __repr__(self) -> str:
@@ -108,6 +113,9 @@ class Service:
             self.writer(name, doc)
         except BlueskyZarrError as err:  # the writer says what failed; the service goes on
             logger.error("%s", err)
+            if name == "start":  # refused (its output exists already, ...): nothing of it is written
+                self._left_out.add(str(doc.get("uid")))
+                self._runs.pop(str(doc.get("uid")), None)
         if name == "stop":
             self._stopped(doc)
 
@@ -127,8 +135,10 @@ class Service:
         uid = str(doc.get("run_start"))
         run = self._runs.pop(uid, None)
         if run is None:  # the writer warned already: its start came before the service subscribed
-            if uid not in self._left_out:
-                self._left_out.add(uid)
+            if uid in self._left_out:
+                logger.info("run %s stop: not written (see the error at its start)", uid)
+            elif uid not in self._seen_late:
+                self._seen_late.add(uid)
                 logger.info("run %s stop: not written, its start document came before this service", uid)
             return
         self._forget(run)
@@ -158,15 +168,19 @@ class Service:
         """
         from bluesky.callbacks.zmq import RemoteDispatcher
 
-        dispatcher = RemoteDispatcher(self.address, prefix=self.prefix, loop=self._loop)
+        with self._asked:
+            loop = self._loop = asyncio.new_event_loop()
+            if self._stop_asked:  # before it ran
+                loop.call_soon(self._end, "stop()")
+        dispatcher = RemoteDispatcher(self.address, prefix=self.prefix, loop=loop)
         dispatcher.subscribe(self)  # type: ignore[no-untyped-call]
         handled: dict[signal.Signals, Any] = {}
         """signal -> the handler it had before, put back at the end"""
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 handled[signum] = signal.getsignal(signum)
-                self._loop.add_signal_handler(signum, self._end, signum.name)
-        self._loop.call_soon(self._ready)
+                loop.add_signal_handler(signum, self._end, signum.name)
+        loop.call_soon(self._ready)
         try:
             dispatcher.start()  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
@@ -183,9 +197,12 @@ class Service:
 
     def stop(self) -> None:
         """Stop :meth:`run` from another thread, as SIGTERM does; safe to call more than once."""
-        if not self._loop.is_closed():
+        with self._asked:
+            self._stop_asked = True
+            loop = self._loop
+        if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile: it is stopping already
-                self._loop.call_soon_threadsafe(self._end, "stop()")
+                loop.call_soon_threadsafe(self._end, "stop()")
 
     def _ready(self) -> None:
         formats = ", ".join(f.label for f in self.writer.formats)
@@ -198,7 +215,7 @@ class Service:
             return
         self._stopping = why
         logger.info("%s: stopping; the documents received are written, open runs end incomplete", why)
-        for task in asyncio.all_tasks(self._loop):
+        for task in asyncio.all_tasks(self._loop):  # the dispatcher's poll: it ends after what came
             task.cancel()
 
     def _finish(self) -> None:
