@@ -205,7 +205,8 @@ def test_the_python_service_stops_from_another_thread_and_ends_open_runs_incompl
     assert not running.is_alive()
     store = tmp_path / f"{record[0][1]['uid']}.zarr"
     assert _attrs(store)["status"] == "incomplete"
-    assert xr.open_zarr(store, group="primary").det.values.tolist() == [1.0, 1.0, 1.0]
+    published = [doc["data"]["det"] for name, doc in record if name == "event"]
+    assert xr.open_zarr(store, group="primary").det.values.tolist() == published
 
 
 def test_a_run_the_writer_refuses_is_logged_and_the_service_goes_on(tmp_path, caplog):
