@@ -27,10 +27,12 @@ from .writing import (
     CSVWriter,
     HDF5Writer,
     ParquetWriter,
+    Service,
     Writer,
     ZarrWriter,
     export,
     finalize,
+    serve,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Parquet",
     "ParquetWriter",
     "RunNotFoundError",
+    "Service",
     "StoreExistsError",
     "UnsafePathError",
     "WriteError",
@@ -65,5 +68,6 @@ __all__ = [
     "open_run",
     "propose_chunks",
     "quick_look",
+    "serve",
     "to_json",
 ]

@@ -96,7 +96,7 @@ def dumps(value: Any) -> str:
 
 JSON_ATTRIBUTES = frozenset(
     {"start", "stop", "bluesky_zarr", "descriptors", "grid", "overflow", "data_key", "dtype_widened",
-     "detector_files", "finalized"}
+     "detector_files", "finalized", "gaps"}
 )  # fmt: skip
 """The attributes of a store that may hold JSON text (documents and other nested values)."""
 

@@ -1,10 +1,11 @@
 """The ``bluesky-zarr`` command line: ``export`` saved document files, ``inspect`` an output,
-``finalize`` an interrupted one, ``plot`` a quick look.
+``finalize`` an interrupted one, ``plot`` a quick look, ``serve`` runs published over 0MQ.
 
 Exit codes: 0 when everything asked for was done (runs already exported are skipped, outputs
 finished already are left as they are: not errors); 1 when some run or path failed (each is
 reported, the others go on); 2 for a usage error (argparse's own); 3 when ``finalize`` found a
-writer still writing an output (try again once it has stopped).
+writer still writing an output (try again once it has stopped). ``serve`` runs until SIGTERM or
+SIGINT and then exits 0 once everything it received is written (1 if a write failed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -22,12 +24,15 @@ from tqdm import tqdm
 from ._errors import BlueskyZarrError, ConfigurationError, OutputBusyError, StoreExistsError
 from .readers import inspect_run, quick_look
 from .writing import (
+    ServeConfig,
+    Service,
     catalog_runs,
     document_files,
     export,
     finalize,
     is_catalog,
     open_catalog,
+    read_config,
     read_document_file,
 )
 
@@ -111,6 +116,9 @@ def _describe(summary: dict[str, Any]) -> str:
     for what in ("errors", "quarantined"):
         for line in summary.get(what) or []:
             lines.append(f"  {what[:-1] if what == 'errors' else what}: {line}")
+    for name, ranges in (summary.get("gaps") or {}).items():
+        where = ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in ranges)
+        lines.append(f"  gaps: stream {name!r} never received the events with seq_num {where}")
     for name, stream in summary["streams"].items():
         said = []
         grid = stream.get("grid")
@@ -197,6 +205,48 @@ def _plot(args: argparse.Namespace) -> int:
         print(f"bluesky-zarr plot: {err}", file=sys.stderr)
         return 1
     print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )  # fmt: skip
+    try:
+        config = (
+            read_config(args.config.read_text(), str(args.config))
+            if args.config is not None
+            else ServeConfig()
+        )
+        formats: list[Any] = list(config.formats)
+        if args.format is not None:
+            names = [f.strip() for f in args.format.split(",") if f.strip()]
+            configured = {f.label for f in formats}
+            formats = [*formats, *(n for n in names if n.lower() not in configured)]
+        options = dict(config.options)
+        for key in ("file_prefix", "flush_interval", "on_error"):
+            if getattr(args, key) is not None:
+                options[key] = getattr(args, key)
+        if args.overwrite:
+            options["overwrite"] = True
+        address = args.address or config.address
+        directory = args.directory or config.directory
+        if not address or not directory:
+            raise ConfigurationError(
+                "give the proxy's address and the directory, as arguments or as address and directory "
+                "in the --config file"
+            )
+        prefix = args.prefix if args.prefix is not None else config.prefix
+        service = Service(address, directory, *formats, prefix=prefix.encode(), **options)
+    except (OSError, BlueskyZarrError) as err:
+        print(f"bluesky-zarr serve: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigurationError) else 1
+    try:
+        service.run()
+    except BlueskyZarrError as err:
+        logging.getLogger("bluesky_zarr.serve").error("%s", err)
+        return 1
     return 0
 
 
@@ -293,6 +343,51 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--stream", default="primary", help="the grid stream (default primary)")
     plot.add_argument("-o", "--output", type=Path, help="the PNG to write (default <run>.png here)")
     plot.set_defaults(run=_plot)
+
+    serve = commands.add_parser(
+        "serve",
+        help="write the runs a RunEngine publishes over 0MQ (bluesky's Publisher and Proxy), until SIGTERM",
+        description="Subscribe to a bluesky 0MQ proxy at ADDRESS (its output, where RemoteDispatchers "
+        "connect) and write every run published there into DIRECTORY, in the formats asked for, as a "
+        "Writer subscribed to the RunEngine would. Logs one line per run at its start (uid, plan, outputs) "
+        "and at its stop (status, events, seconds), and warns of events lost on the way (gaps in "
+        "seq_num, recorded in the run's metadata). On SIGTERM or SIGINT everything received is written, "
+        "runs still open end 'incomplete', and it exits 0. Options given here win over the --config file's.",
+    )
+    serve.add_argument("address", nargs="?", help="the proxy's output, host:port (e.g. 127.0.0.1:5578)")
+    serve.add_argument(
+        "directory", nargs="?", help="the directory (or s3://bucket/prefix/) the outputs go into"
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file: address, directory, formats, the writer's options, and a table per format "
+        "([zarr] data_keys, codecs, chunks, shards; [parquet] compression; ...)",
+    )
+    serve.add_argument(
+        "--format", help=f"one or more of {', '.join(FORMATS)}, comma separated (default zarr)"
+    )
+    serve.add_argument(
+        "--file-prefix", help="names each output, from the start document (default {start[uid]})"
+    )
+    serve.add_argument(
+        "--flush-interval",
+        type=float,
+        metavar="SECONDS",
+        help="how often what came is made visible (default 1)",
+    )
+    serve.add_argument(
+        "--on-error",
+        choices=("quarantine", "raise"),
+        help="what a reading that cannot be stored costs: only itself (default), or its run",
+    )
+    serve.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
+    serve.add_argument("--prefix", help="only documents a Publisher sent with this prefix (default: all)")
+    serve.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO"
+    )
+    serve.set_defaults(run=_serve)
     return top
 
 

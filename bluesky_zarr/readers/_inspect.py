@@ -21,7 +21,7 @@ from .._naming import HDF5_SUFFIXES
 
 __all__ = ["inspect_run"]
 
-_RUN_KEYS = ("status", "errors", "quarantined")
+_RUN_KEYS = ("status", "errors", "quarantined", "gaps")
 _TABLE_SUFFIXES = (".parquet", ".arrows", ".csv")
 _HDF5_FILTERS = {"32004": "lz4", "32015": "zstd", "32001": "blosc"}
 """HDF5 plugin filters (hdf5plugin) by their registered id"""
@@ -30,8 +30,9 @@ _HDF5_FILTERS = {"32004": "lz4", "32015": "zstd", "32001": "blosc"}
 def inspect_run(path: str | Path) -> dict[str, Any]:
     """A summary of one run's output, as plain JSON-ready data.
 
-    ``format`` (``"zarr"``, ``"hdf5"`` or ``"tables"``), ``uid``, ``plan_name``, ``status``, ``errors``,
-    ``quarantined``, and per stream: ``grid`` (dims and shape) with ``points`` and
+    ``format`` (``"zarr"``, ``"hdf5"`` or ``"tables"``), ``uid``, ``plan_name``, ``status``,
+    ``errors``, ``quarantined``, ``gaps`` (stream -> ``[first, last]`` seq_nums of events that never
+    reached the writer), and per stream: ``grid`` (dims and shape) with ``points`` and
     ``points_written`` (from the ``written`` mask), or ``events`` along ``time``; and per array or
     column: data key, dims, shape, dtype, chunks, shards, codecs and bytes on disk.
 

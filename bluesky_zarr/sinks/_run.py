@@ -140,6 +140,9 @@ class RunSink(ABC, Generic[StreamT]):
         self._read_files: dict[str, dict[str, list[dict[str, JSONValue]]]] = {}
         """stream name -> data key -> the detector files its readings were read from"""
         self._lock = WriterLock()
+        self.gaps: dict[str, list[list[int]]] = {}
+        """stream name -> the seq_nums of its events that never reached the writer, as
+        ``[first, last]`` ranges (the writing layer finds them)"""
 
     def hold_output(self) -> None:
         """Hold the output for this writer until the run finishes (once it is created): a second
@@ -454,6 +457,11 @@ class RunSink(ABC, Generic[StreamT]):
         """Remember that writing this run failed, so that its status says so when it finishes."""
         self.errors.append(str(err))
 
+    def note_gaps(self, stream: str, missing: Sequence[tuple[int, int]]) -> None:
+        """Remember events of ``stream`` that never reached the writer (``(first, last)`` seq_nums);
+        written as the run's ``gaps``, and a run that would end ``success`` ends ``partial``."""
+        self.gaps.setdefault(stream, []).extend([int(first), int(last)] for first, last in missing)
+
     def finish(self, status: str) -> None:
         """Write what is left, record ``status`` and make the run durable; once.
 
@@ -476,7 +484,9 @@ class RunSink(ABC, Generic[StreamT]):
         if quarantined:
             logger.warning("run %s ends partial: %s", self.uid, "; ".join(quarantined))
         self.status = (
-            "fail" if self.errors else ("partial" if quarantined and status == "success" else status)
+            "fail"
+            if self.errors
+            else ("partial" if (quarantined or self.gaps) and status == "success" else status)
         )
         for step in (self.close, self.storage.sync, self._lock.release):
             try:

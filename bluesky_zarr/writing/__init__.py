@@ -12,6 +12,7 @@ from ._document_files import document_files, read_document_file
 from ._export import export, feed
 from ._finalize import finalize
 from ._router import Router, RunFanOut
+from ._serve import ServeConfig, Service, read_config, serve
 from ._writer import Writer, WriterOptions
 from ._writers import ArrowWriter, CSVWriter, HDF5Writer, ParquetWriter, ZarrWriter
 
@@ -23,6 +24,8 @@ __all__ = [
     "ParquetWriter",
     "Router",
     "RunFanOut",
+    "ServeConfig",
+    "Service",
     "Writer",
     "WriterOptions",
     "ZarrWriter",
@@ -33,5 +36,7 @@ __all__ = [
     "finalize",
     "is_catalog",
     "open_catalog",
+    "read_config",
     "read_document_file",
+    "serve",
 ]

@@ -62,8 +62,8 @@ class RunFanOut:
     """One run's sinks, one per format; each is guarded, so one failing format stops no other."""
 
     __slots__ = (
-        "detector_files", "external", "filler", "in_files", "sinks", "uid", "unhandled", "unhandled_datums",
-        "writer",
+        "detector_files", "external", "filler", "in_files", "next_seq_num", "sinks", "stream_names", "uid",
+        "unhandled", "unhandled_datums", "writer",
     )  # fmt: skip
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
@@ -80,6 +80,10 @@ class RunFanOut:
         """datum id -> the uid of its resource, for the datums of :attr:`unhandled` resources"""
         self.in_files: dict[str, bool] = {}
         """descriptor uid -> whether some of its readings are in detector files (StreamResource)"""
+        self.stream_names: dict[str, str] = {}
+        """descriptor uid -> its stream's name"""
+        self.next_seq_num: dict[str, int] = {}
+        """stream name -> the seq_num its next event should have (the RunEngine counts per stream)"""
 
     def send(self, name: str, doc: Any) -> None:
         for label, sink in self.sinks:
@@ -101,6 +105,7 @@ class RunFanOut:
                 self.fail(err, what, label, sink)
 
     def descriptor(self, doc: EventDescriptor) -> None:
+        self.stream_names[doc["uid"]] = str(doc.get("name", "primary"))
         self.in_files[doc["uid"]] = self.detector_files.descriptor(doc)
         self.external[doc["uid"]] = frozenset(
             k
@@ -152,6 +157,7 @@ class RunFanOut:
     def events(self, events: Sequence[Event]) -> None:
         """Consecutive events of one descriptor, as one page when they share their keys."""
         descriptor = events[0]["descriptor"]
+        self.sequence(descriptor, [event["seq_num"] for event in events])
         if self.external.get(descriptor) or self.in_files.get(descriptor):
             self.send("event_page", self.fill(event_model.pack_event_page(*events)))
             return
@@ -165,6 +171,7 @@ class RunFanOut:
     def event_pages(self, pages: Sequence[EventPage]) -> None:
         """Consecutive event pages of one descriptor, as one page when they share their keys."""
         descriptor = pages[0]["descriptor"]
+        self.sequence(descriptor, [seq_num for page in pages for seq_num in page["seq_num"]])
         if self.external.get(descriptor) or self.in_files.get(descriptor):
             for doc in pages:
                 self.send("event_page", self.fill(doc))
@@ -175,6 +182,48 @@ class RunFanOut:
                 self.send("event_page", doc)
         else:
             self.send_merged(page, "event_page", pages)
+
+    def sequence(self, descriptor: str, seq_nums: Sequence[int]) -> None:
+        """Find events lost before they reached the writer: a gap in their stream's ``seq_num``.
+
+        bluesky's 0MQ publisher drops documents for a subscriber too slow to take them
+        (bluesky#1177). A gap is warned and handed to every format, which records it in the run's
+        ``gaps`` (the run ends ``partial``). A ``seq_num`` taken again (a scan resumed after a
+        pause redoes its points) is no gap.
+        """
+        stream = self.stream_names.get(descriptor)
+        if stream is None:
+            return
+        expected = self.next_seq_num.get(stream, 1)
+        missing: list[tuple[int, int]] = []
+        for value in seq_nums:
+            seq_num = int(value)
+            if seq_num > expected:
+                missing.append((expected, seq_num - 1))
+            expected = max(expected, seq_num + 1)
+        self.next_seq_num[stream] = expected
+        if missing:
+            self.gap(stream, missing)
+
+    def gap(self, stream: str, missing: list[tuple[int, int]]) -> None:
+        count = sum(last - first + 1 for first, last in missing)
+        where = ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in missing)
+        logger.warning(
+            "run %s: stream %r misses %d event(s), seq_num %s: they never reached the writer (bluesky's "
+            "0MQ publisher drops documents for a subscriber too slow to take them); recorded as 'gaps' "
+            "in the run's metadata, and the run ends 'partial'",
+            self.uid, stream, count, where,
+        )  # fmt: skip
+        self.call("gaps", lambda sink: sink.note_gaps(stream, missing))
+
+    def stop(self, doc: RunStop) -> None:
+        """End the run; events its stop document counts that never came are gaps too."""
+        counted: Any = doc.get("num_events") or {}
+        for stream, expected in self.next_seq_num.items():  # streams with events: a stream of
+            total = counted.get(stream)  # detector files only counts frames, not events
+            if isinstance(total, int) and total >= expected:
+                self.gap(stream, [(expected, total)])
+        self.send("stop", doc)
 
     def send_merged(self, page: EventPage, name: str, parts: Sequence[Event] | Sequence[EventPage]) -> None:
         """Send a page made of several documents; a sink it fails in gets them one by one.
@@ -337,7 +386,7 @@ class Router:
         run = self._run_of(doc, "run_start", self.runs, "stop")
         if run is None:
             return
-        run.send("stop", doc)
+        run.stop(doc)
         run.close()
         self.forget(run.uid)
 

@@ -72,6 +72,8 @@ class HDF5Run(RunSink[HDF5Stream]):
             attrs["errors"] = self.errors
         if self.quarantined:
             attrs["quarantined"] = self.quarantine_summary()
+        if self.gaps:
+            attrs["gaps"] = self.gaps
         for key, value in attrs.items():
             h5.attrs[key] = attribute(value)
         entry = h5.require_group(ENTRY)

@@ -14,7 +14,7 @@ later travels in the *custom metadata* of record batches:
   ``grid`` (the first batch of a relative scan: its ``origin`` and absolute setpoints) and, once
   the writer read frames from a detector file, ``detector_files``;
 - the last batch, with no rows, carries ``status``, ``descriptors``, ``grid``,
-  ``detector_files``, ``errors``, ``quarantined`` and ``stop`` (the stop document), and the
+  ``detector_files``, ``errors``, ``quarantined``, ``gaps`` and ``stop`` (the stop document), and the
   stream's end-of-stream marker follows it;
 - when a new descriptor changes the columns, or a data key is widened to a wider dtype, the
   stream continues in a new file, ``<stream>.1.arrows``, named by ``continued_in`` in the last
@@ -176,7 +176,9 @@ class _StreamFile:
     @staticmethod
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         return {
-            k: metadata[k] for k in ("status", *_UPDATED, "stop", "errors", "quarantined") if k in metadata
+            k: metadata[k]
+            for k in ("status", *_UPDATED, "stop", "errors", "quarantined", "gaps")
+            if k in metadata
         }
 
     def _end(self, custom: dict[str, str]) -> None:

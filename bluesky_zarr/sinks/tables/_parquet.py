@@ -41,7 +41,7 @@ __all__ = ["Parquet", "finalize_parquet"]
 PARTS = ".parts"
 """The suffix of the folder of a stream's parts: ``primary.parquet.parts``."""
 FINISH = "_finish.json"
-"""Written into the parts folder before the merge: status, stop document and errors."""
+"""Written into the parts folder before the merge: status, stop document, errors and gaps."""
 COMBINE_EVERY = 64
 """Small parts are combined into one every this many."""
 COMBINE_BYTES = 64 * 1024**2
@@ -177,7 +177,7 @@ class _Parts:
         return key
 
     def close(self, metadata: dict[str, str]) -> None:
-        finish = {k: json.loads(metadata[k]) for k in ("status", "stop", "errors") if k in metadata}
+        finish = {k: json.loads(metadata[k]) for k in ("status", "stop", "errors", "gaps") if k in metadata}
         try:
             self.storage.put(f"{self.folder}/{FINISH}", json.dumps(finish).encode(), durable=True)
             merge_parts(self.storage, self.folder, self.final, metadata, self.options)
@@ -392,8 +392,9 @@ def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> F
     metadata["status"] = json.dumps(status)
     if recorded.get("stop") is not None:
         metadata["stop"] = json.dumps(recorded["stop"])
-    if recorded.get("errors"):
-        metadata["errors"] = json.dumps(recorded["errors"])
+    for key in ("errors", "gaps"):
+        if recorded.get(key):
+            metadata[key] = json.dumps(recorded[key])
     metadata["finalized"] = json.dumps(finalized_by())
     rows = merge_parts(storage, folder, final, metadata, options)
     return Finalized(str(storage.artifact(final)), "parquet", status, changed=True,

@@ -229,6 +229,8 @@ class TableRun(RunSink[TableStream]):
             metadata["errors"] = dumps(self.errors)
         if self.quarantined:
             metadata["quarantined"] = dumps(self.quarantine_summary())
+        if self.gaps:
+            metadata["gaps"] = dumps(self.gaps)
         return metadata
 
     # --- visible, and the end ---------------------------------------------------------------------

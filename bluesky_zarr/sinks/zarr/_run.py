@@ -63,6 +63,8 @@ class ZarrRun(RunSink[ZarrStream]):
             attrs["errors"] = self.errors
         if self.quarantined:
             attrs["quarantined"] = self.quarantine_summary()
+        if self.gaps:
+            attrs["gaps"] = self.gaps
         self.nodes.put_root(attrs, consolidated=consolidated)
 
     def open_stream(self, schema: StreamSchema) -> ZarrStream:
