@@ -112,6 +112,8 @@ class RunSink(ABC, Generic[StreamT]):
         self.label = label
         self.status = "running"
         self.errors: list[str] = []
+        self.lost: list[str] = []
+        """what the writer dropped before it reached this sink (a full ring, ``overflow="discard_oldest"``)"""
         self.grid = grid_from_start(start)
         self.streams: dict[str, StreamT] = {}
         self.schemas: dict[str, StreamSchema] = {}
@@ -454,6 +456,11 @@ class RunSink(ABC, Generic[StreamT]):
         """Remember that writing this run failed, so that its status says so when it finishes."""
         self.errors.append(str(err))
 
+    def note_lost(self, message: str) -> None:
+        """Remember that documents of this run were dropped on the way: the run ends ``partial``, and
+        ``errors`` says what was lost."""
+        self.lost.append(message)
+
     def finish(self, status: str) -> None:
         """Write what is left, record ``status`` and make the run durable; once.
 
@@ -476,8 +483,11 @@ class RunSink(ABC, Generic[StreamT]):
         if quarantined:
             logger.warning("run %s ends partial: %s", self.uid, "; ".join(quarantined))
         self.status = (
-            "fail" if self.errors else ("partial" if quarantined and status == "success" else status)
+            "fail"
+            if self.errors
+            else ("partial" if (quarantined or self.lost) and status == "success" else status)
         )
+        self.errors.extend(self.lost)
         for step in (self.close, self.storage.sync, self._lock.release):
             try:
                 step()
