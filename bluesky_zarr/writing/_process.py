@@ -141,7 +141,7 @@ class ProcessWorker:
                 self._pump(0)
                 if self.acked < self.waiting_for:
                     self._died()
-        if self.ring.errors > self.errors_seen and not self.dead:
+        if not self.dead and self.ring.errors > self.errors_seen:
             self._collect()
 
     def close(self) -> None:
