@@ -132,6 +132,11 @@ PROCESS_SCAN = textwrap.dedent(
         RE(bp.grid_scan([FrameCounter(shape=(16, 16)), det], motor1, 0, 1, 20, motor2, 0, 1, 10))
     except Exception as err:
         print("raised", type(err).__name__, str(err).replace(chr(10), " "), flush=True)
+    writer.file_prefix = "next"
+    try:
+        RE(bp.count([det], 1))  # the next run is refused too
+    except Exception as err:
+        print("raised", type(err).__name__, str(err).replace(chr(10), " "), flush=True)
     """
 )
 
@@ -145,3 +150,34 @@ def process_scan(directory: Path, held: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment()
     )
+
+
+INTERRUPTED_SESSION = textwrap.dedent(
+    """
+    import sys
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import det
+    from bluesky_zarr import ZarrWriter
+
+    writer = ZarrWriter(sys.argv[1], file_prefix="crash", worker="process", ring_bytes=64 * 1024**2)
+    documents = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: documents.append((name, doc)))
+    RE(bp.count([det], 5))
+    for name, doc in documents[:-1]:  # a run with no stop document, as a session that dies mid-scan
+        writer(name, doc)
+    writer.flush()
+    print("ready", writer._buffer.pid, flush=True)
+    sys.stdin.readline()  # a Ctrl-C (SIGINT) here: KeyboardInterrupt, and the session exits
+    """
+)
+
+
+def interrupted_session(directory: Path) -> subprocess.Popen[str]:
+    """A session that has fed a writer (``worker="process"``, file prefix ``crash``) a run with no stop
+    document, says ``ready <writer pid>`` and waits on stdin."""
+    args = [sys.executable, "-c", INTERRUPTED_SESSION, str(directory)]
+    return subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_environment(),
+    )  # fmt: skip

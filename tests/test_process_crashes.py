@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import process_scan
+from processes import interrupted_session, process_scan
 from stock import open_stream, root_attrs
 
 from bluesky_zarr import finalize
@@ -66,6 +66,8 @@ def test_writer_process_killed_the_next_document_raises_in_the_scan(
         proc.stdin.flush()
         said = proc.stdout.read()
         assert proc.wait(timeout=60) == 0
+    said, again = said.splitlines()
+    assert again.startswith(f"raised WriterProcessError the writer process (pid {pid}) is gone"), again
     assert said.startswith(f"raised WriterProcessError the writer process (pid {pid})"), said
     store = tmp_path / "crash.zarr"
     assert str(store) in said
@@ -80,3 +82,19 @@ def test_writer_process_killed_the_next_document_raises_in_the_scan(
         assert f"ended on {sig.name}" in said
     assert root_attrs(store)["status"] == "incomplete"
     np.testing.assert_array_equal(written(store), np.arange(1, written(store).size + 1))
+
+
+def test_a_session_interrupted_with_sigint_ends_its_run_incomplete(tmp_path: Path) -> None:
+    with interrupted_session(tmp_path) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        _, pid = proc.stdout.readline().split()
+        proc.send_signal(signal.SIGINT)
+        assert (
+            proc.wait(timeout=60) == -signal.SIGINT
+        )  # what Python does on a KeyboardInterrupt it did not catch
+        assert "KeyboardInterrupt" in proc.stderr.read()
+    assert gone(int(pid))
+    assert no_segments(proc.pid)
+    store = tmp_path / "crash.zarr"
+    assert root_attrs(store)["status"] == "incomplete"
+    np.testing.assert_array_equal(open_stream(store).seq_num.values, np.arange(1, 6))  # 1-D: no grid

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -173,3 +175,19 @@ def test_overflow_block_makes_the_runengine_wait_and_loses_nothing(RE, record, t
     assert waited.is_set()
     assert ZARR.info(tmp_path, "held").status == "success"
     assert_holds(ZARR.readings(tmp_path, "held"), events(record), ["cam"])
+
+
+def test_segments_of_processes_that_are_gone_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as dead:
+        dead.wait()
+    left = Path(f"/dev/shm/bluesky_zarr_{dead.pid}_0badc0de")
+    left.write_bytes(b"\0" * 4096)  # as both processes killed at once would leave it
+    mine = Path(f"/dev/shm/bluesky_zarr_{os.getpid()}_0badc0de")
+    mine.write_bytes(b"\0" * 4096)  # a live process's: kept
+    try:
+        ZarrWriter(tmp_path, worker="process", ring_bytes=RING).close()
+        assert not left.exists()
+        assert mine.exists()
+    finally:
+        left.unlink(missing_ok=True)
+        mine.unlink(missing_ok=True)

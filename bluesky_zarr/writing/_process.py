@@ -74,6 +74,14 @@ class ProcessWorker:
         self._record = record
         self._outputs = outputs
         self.ring = Ring.create(ring_bytes)
+        try:
+            self.ring.allocate()
+        except OSError as err:
+            self.ring.close(unlink=True)
+            raise ConfigurationError(
+                f"ring_bytes={ring_bytes} could not be allocated in {SHM} ({err.strerror}); pass a smaller "
+                "ring_bytes, or give the machine more shared memory (a container: docker run --shm-size=4g)"
+            ) from err
         self.seq = self.acked = self.waiting_for = self.errors_seen = 0
         self.dead = self.closed = False
         self.run = ""
@@ -107,6 +115,11 @@ class ProcessWorker:
     def put(self, name: str, doc: Any, nbytes: int) -> None:
         """Copy one document into the ring; block while it is full (``overflow="block"``)."""
         if self.dead:
+            if name == "start":  # said once at the document after the death; a new run is refused too
+                raise WriterProcessError(
+                    f"the writer process (pid {self.pid}) is gone; nothing of this run is written. Create a "
+                    "new writer for the next runs"
+                )
             return
         if self.proc.poll() is not None:
             self._died()
