@@ -17,6 +17,7 @@ from ._errors import (
     StoreExistsError,
     UnsafePathError,
     WriteError,
+    WriterProcessError,
 )
 from .layout import propose_chunks
 from .readers import inspect_run, open_run, quick_look
@@ -57,6 +58,7 @@ __all__ = [
     "UnsafePathError",
     "WriteError",
     "Writer",
+    "WriterProcessError",
     "Zarr",
     "ZarrWriter",
     "abort_incomplete_uploads",

@@ -17,6 +17,7 @@ __all__ = [
     "StoreExistsError",
     "UnsafePathError",
     "WriteError",
+    "WriterProcessError",
 ]
 
 
@@ -64,3 +65,10 @@ class CorruptDataError(BlueskyZarrError, ValueError):
 
 class RunNotFoundError(BlueskyZarrError, FileNotFoundError):
     """A path given to a reader or to a recovery tool holds no run output of the expected kind."""
+
+
+class WriterProcessError(BlueskyZarrError, ChildProcessError):
+    """The writer process (``worker="process"``) is gone: killed, or ended on a signal.
+
+    What it wrote stays readable; :func:`bluesky_zarr.finalize` finishes each output it left.
+    """

@@ -103,3 +103,81 @@ def kill_at(directory: Path, fmt: str, delay: float) -> None:
         time.sleep(delay)  # a random moment: what is being written then is the point of the test
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+PROCESS_SCAN = textwrap.dedent(
+    """
+    import os, sys
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import det, motor1, motor2
+    from stand_ins import FrameCounter
+    from bluesky_zarr import ZarrWriter
+
+    directory, held = sys.argv[1], int(sys.argv[2])
+    RE = RunEngine({})
+    writer = ZarrWriter(directory, file_prefix="crash", worker="process", ring_bytes=64 * 1024**2)
+    RE.subscribe(writer)
+    pid = writer._buffer.pid
+
+    def hold(name, doc):
+        if name == "event" and doc["seq_num"] == held:
+            writer.flush()  # on disk
+        elif name == "event" and doc["seq_num"] == 2 * held:
+            print("ready", pid, 2 * held, flush=True)  # the events since the flush are in the ring
+            sys.stdin.readline()  # the test kills one of the two processes now
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # the writer process is gone
+
+    RE.subscribe(hold)
+    try:
+        RE(bp.grid_scan([FrameCounter(shape=(16, 16)), det], motor1, 0, 1, 20, motor2, 0, 1, 10))
+    except Exception as err:
+        print("raised", type(err).__name__, str(err).replace(chr(10), " "), flush=True)
+    writer.file_prefix = "next"
+    try:
+        RE(bp.count([det], 1))  # the next run is refused too
+    except Exception as err:
+        print("raised", type(err).__name__, str(err).replace(chr(10), " "), flush=True)
+    """
+)
+
+
+def process_scan(directory: Path, held: int) -> subprocess.Popen[str]:
+    """A grid scan written with ``worker="process"`` (file prefix ``crash``) in a child process, which
+    flushes ``held`` events to disk, says ``ready <writer pid> <2 held>`` once as many more are in the
+    ring, and waits for a line on stdin
+    (after which it waits for the writer process to be gone)."""
+    args = [sys.executable, "-c", PROCESS_SCAN, str(directory), str(held)]
+    return subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment()
+    )
+
+
+INTERRUPTED_SESSION = textwrap.dedent(
+    """
+    import sys
+    from bluesky import RunEngine, plans as bp
+    from ophyd.sim import det
+    from bluesky_zarr import ZarrWriter
+
+    writer = ZarrWriter(sys.argv[1], file_prefix="crash", worker="process", ring_bytes=64 * 1024**2)
+    documents = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: documents.append((name, doc)))
+    RE(bp.count([det], 5))
+    for name, doc in documents[:-1]:  # a run with no stop document, as a session that dies mid-scan
+        writer(name, doc)
+    writer.flush()
+    print("ready", writer._buffer.pid, flush=True)
+    sys.stdin.readline()  # a Ctrl-C (SIGINT) here: KeyboardInterrupt, and the session exits
+    """
+)
+
+
+def interrupted_session(directory: Path) -> subprocess.Popen[str]:
+    """A session that has fed a writer (``worker="process"``, file prefix ``crash``) a run with no stop
+    document, says ``ready <writer pid>`` and waits on stdin."""
+    args = [sys.executable, "-c", INTERRUPTED_SESSION, str(directory)]
+    return subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_environment(),
+    )  # fmt: skip

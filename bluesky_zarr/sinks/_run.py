@@ -112,6 +112,8 @@ class RunSink(ABC, Generic[StreamT]):
         self.label = label
         self.status = "running"
         self.errors: list[str] = []
+        self.lost: list[str] = []
+        """what the writer dropped before it reached this sink (a full ring, ``overflow="discard_oldest"``)"""
         self.grid = grid_from_start(start)
         self.streams: dict[str, StreamT] = {}
         self.schemas: dict[str, StreamSchema] = {}
@@ -462,6 +464,11 @@ class RunSink(ABC, Generic[StreamT]):
         written as the run's ``gaps``, and a run that would end ``success`` ends ``partial``."""
         self.gaps.setdefault(stream, []).extend([int(first), int(last)] for first, last in missing)
 
+    def note_lost(self, message: str) -> None:
+        """Remember that documents of this run were dropped on the way: the run ends ``partial``, and
+        ``errors`` says what was lost."""
+        self.lost.append(message)
+
     def finish(self, status: str) -> None:
         """Write what is left, record ``status`` and make the run durable; once.
 
@@ -486,8 +493,9 @@ class RunSink(ABC, Generic[StreamT]):
         self.status = (
             "fail"
             if self.errors
-            else ("partial" if (quarantined or self.gaps) and status == "success" else status)
+            else ("partial" if (quarantined or self.gaps or self.lost) and status == "success" else status)
         )
+        self.errors.extend(self.lost)
         for step in (self.close, self.storage.sync, self._lock.release):
             try:
                 step()

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import pickle
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, TypedDict
+from typing import IO, Any, Literal, TypedDict
 
 from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
@@ -29,10 +30,13 @@ from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
 from ._detector_files import AreaDetectorHDF5Handler
 from ._paging import PAGE_EVENTS, PAGE_PAGES
+from ._process import CLAIMS, Overflow, ProcessWorker
 from ._progress import ProgressDisplay
 from ._router import Router, RunFanOut
 
-__all__ = ["Writer", "WriterOptions"]
+__all__ = ["Worker", "Writer", "WriterOptions"]
+
+Worker = Literal["thread", "process"]
 
 _FLUSH, _CLOSE = "__flush__", "__close__"
 
@@ -49,6 +53,9 @@ class WriterOptions(TypedDict, total=False):
     frame_timeout: float
     storage_options: Mapping[str, Any] | None
     progress: bool | IO[str]
+    worker: Worker
+    ring_bytes: int
+    overflow: Overflow
 
 
 class Writer:
@@ -109,6 +116,27 @@ class Writer:
         widget in Jupyter): points of the primary stream taken of the start document's
         ``num_points``, the rate, the time left, and how many events the writer is behind the
         RunEngine. It costs the scan an integer addition per event; a thread of its own draws it.
+        With ``worker="process"`` it counts the events handed to the writer process.
+    worker
+        ``"thread"`` (the default): a writer thread in this process does the writing.
+        ``"process"``: a writer process does it all (decoding, routing, encoding, I/O); the
+        caller's thread only copies each document into a shared-memory ring buffer
+        (``/dev/shm``) and returns, so the writing never competes with the RunEngine for the
+        interpreter. The outputs' names are still decided, and refused (an existing output, a bad
+        ``file_prefix``), here at ``start``. If the writer process dies, the next document raises
+        :class:`~bluesky_zarr.WriterProcessError`; if this process dies, the writer process writes
+        what the ring holds, ends the run ``incomplete`` and exits. See
+        ``docs/how-to/write-in-a-separate-process.md``.
+    ring_bytes
+        ``worker="process"``: the size of the ring buffer, in bytes: the data rate times the
+        seconds the disk may fall behind (the default, 1 GiB, holds 5 s of a 2048x2048 uint16
+        camera at 25 fps). ``/dev/shm`` must have that much free. A document larger than the ring
+        is refused with a :class:`~bluesky_zarr.ConfigurationError` naming its largest data key.
+    overflow
+        ``worker="process"``: what a full ring does: ``"block"`` (the default) makes the RunEngine
+        wait for room, nothing is lost; ``"discard_oldest"`` drops the oldest events waiting (never
+        a start, descriptor or stop), counts them, warns at ``stop`` and records them in the run's
+        ``errors``; the run ends ``partial``.
 
     Attributes
     ----------
@@ -141,11 +169,18 @@ class Writer:
         frame_timeout: float = 10.0,
         storage_options: Mapping[str, Any] | None = None,
         progress: bool | IO[str] = False,
+        worker: Worker = "thread",
+        ring_bytes: int = 2**30,
+        overflow: Overflow = "block",
     ) -> None:
-        if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0:
+        if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0 or ring_bytes <= 0:
             raise ConfigurationError(
-                "buffer_bytes and flush_interval must be positive, and frame_timeout not negative"
+                "buffer_bytes, ring_bytes and flush_interval must be positive, and frame_timeout not negative"
             )
+        if worker not in ("thread", "process"):
+            raise ConfigurationError(f"worker must be 'thread' or 'process', not {worker!r}")
+        if overflow not in ("block", "discard_oldest"):
+            raise ConfigurationError(f"overflow must be 'block' or 'discard_oldest', not {overflow!r}")
         if on_error not in ("quarantine", "raise"):
             raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
         self.formats = resolve_formats(formats)
@@ -154,7 +189,8 @@ class Writer:
         self._config: dict[str, Any] = {
             "file_prefix": file_prefix, "overwrite": overwrite, "handler_registry": handler_registry,
             "buffer_bytes": buffer_bytes, "flush_interval": flush_interval, "on_error": on_error,
-            "frame_timeout": frame_timeout, "progress": progress is True,
+            "frame_timeout": frame_timeout, "progress": progress is True, "worker": worker,
+            "ring_bytes": ring_bytes, "overflow": overflow,
         }  # fmt: skip
         self.file_prefix = file_prefix
         self.overwrite = overwrite
@@ -165,7 +201,6 @@ class Writer:
         self.frame_timeout = frame_timeout
         self.flush_interval = flush_interval
         self.on_error: OnError = on_error
-        self._buffer = DocumentBuffer(buffer_bytes)
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
         self._closed = False
@@ -173,6 +208,8 @@ class Writer:
         """run uid -> {format label: output}, decided in the caller's thread at ``start``"""
         self._taken: set[tuple[str, str]] = set()
         self._refused: set[str] = set()
+        self._open: set[str] = set()
+        """runs started and not stopped"""
         self._refused_descriptors: set[str] = set()
         self._array_keys: dict[str, tuple[str, ...]] = {}
         """descriptor uid -> its data keys with array readings, for the buffer's bound"""
@@ -181,8 +218,20 @@ class Writer:
             None if progress is False else ProgressDisplay(None if progress is True else progress)
         )
         self.artifacts: dict[str, list[Path | str]] = {f.label: [] for f in self.formats}
-        self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}", daemon=True)
-        self._thread.start()
+        self._buffer: DocumentBuffer | ProcessWorker
+        self._process: ProcessWorker | None = None
+        if worker == "process":
+            self._buffer = self._process = ProcessWorker(
+                self._child_state(), ring_bytes, overflow, self._keep_error, self._open_outputs
+            )
+            self._end_worker: Callable[[], None] = self._process.close
+        else:
+            self._buffer = buffer = DocumentBuffer(buffer_bytes)
+            self._thread = threading.Thread(
+                target=self._work, args=(buffer,), name=f"{type(self).__name__}", daemon=True
+            )
+            self._thread.start()
+            self._end_worker = self._thread.join
         atexit.register(_close_at_exit, weakref.ref(self))
 
     @property
@@ -196,6 +245,26 @@ class Writer:
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.target, self.formats, self._config))
 
+    def _child_state(self) -> bytes:
+        """What the writer process rebuilds: this configuration with the thread worker."""
+        config = {**self._config, "worker": "thread", "progress": False}
+        try:
+            return pickle.dumps((type(self), self.target, self.formats, config))
+        except Exception as err:
+            raise ConfigurationError(
+                f'worker="process" sends the writer\'s configuration to the writer process, and it does not '
+                f"pickle: {err!r}. Handlers and targets must be importable (not defined in __main__ or a "
+                'lambda), or use worker="thread"'
+            ) from err
+
+    def _keep_error(self, err: BaseException) -> None:
+        with self._errors_lock:
+            self._errors.append(err)
+
+    def _open_outputs(self) -> list[str]:
+        """The outputs of the runs started and not stopped, for an error that says where they are."""
+        return [out.location for uid in self._open for out in self._claimed.get(uid, {}).values()]
+
     # --- the caller's thread ----------------------------------------------------------------------
 
     def __call__(self, name: str, doc: Any) -> tuple[str, Any]:
@@ -206,12 +275,32 @@ class Writer:
         if self._closed:
             raise BlueskyZarrError(f"{self!r} is closed; create a new writer for more runs")
         if name == "start":
+            uid = str(doc.get("uid"))
             try:
-                self._claim(doc)
+                claims = self._claim(doc)
             except BlueskyZarrError:
-                self._refused.add(str(doc.get("uid")))
+                self._refused.add(uid)
                 raise
+            self._open.add(uid)
+            if self._process is not None:  # the writer process writes where this process decided
+                self._process.put(CLAIMS, (uid, claims), 0)
         elif self._refused and self._is_refused(name, doc):
+            return name, doc
+        return self._accept(name, doc)
+
+    def _accept(self, name: str, doc: Any) -> tuple[str, Any]:
+        """Hand a document (its outputs claimed, if a start) to the worker; raise a pending error."""
+        if self._process is not None:
+            self._process.put(name, doc, 0)
+            if name == "stop":
+                self._process.join()
+                self._open.discard(str(doc.get("run_start")))
+            if self._progress is not None:
+                if name == "event":
+                    self._progress.wrote(name, [doc])
+                self._progress.document(name, doc)
+            if self._errors:
+                self._raise_pending()
             return name, doc
         if name == "event" and (arrays := self._array_keys.get(doc["descriptor"])) is not None:
             # the common case costs a dict look-up: a descriptor says which keys hold arrays
@@ -227,6 +316,7 @@ class Writer:
         self._buffer.put(name, doc, nbytes)
         if name == "stop":
             self._buffer.join()
+            self._open.discard(str(doc.get("run_start")))
         if self._progress is not None:
             self._progress.document(name, doc)
         if self._errors:
@@ -241,7 +331,7 @@ class Writer:
             return doc.get("descriptor") in self._refused_descriptors
         return doc.get("run_start") in self._refused
 
-    def _claim(self, start: Mapping[str, Any]) -> None:
+    def _claim(self, start: Mapping[str, Any]) -> dict[str, Storage]:
         uid = str(start.get("uid"))
         prefix = render_file_prefix(self.file_prefix, start)
         claims: dict[str, Storage] = {}
@@ -257,6 +347,13 @@ class Writer:
                     "'{start[uid]}' does), or pass overwrite=True to replace it"
                 )
             claims[fmt.label] = output
+        self._claimed[uid] = claims
+        self._taken.update((label, output.location) for label, output in claims.items())
+        return claims
+
+    def take_claims(self, uid: str, claims: dict[str, Storage]) -> None:
+        """Write run ``uid`` where another writer of this configuration (the acquisition side of
+        ``worker="process"``) claimed its outputs: its ``start`` is not claimed again."""
         self._claimed[uid] = claims
         self._taken.update((label, output.location) for label, output in claims.items())
 
@@ -276,7 +373,7 @@ class Writer:
         if self._closed:
             return
         self._buffer.put(_CLOSE, None, 0)
-        self._thread.join()
+        self._end_worker()
         self._closed = True
         if self._progress is not None:
             self._progress.close()
@@ -303,10 +400,10 @@ class Writer:
 
     # --- the writer thread ------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, buffer: DocumentBuffer) -> None:
         last_flush = time.monotonic()
         while True:
-            items = self._buffer.take(self.flush_interval, 8 * PAGE_EVENTS)
+            items = buffer.take(self.flush_interval, 8 * PAGE_EVENTS)
             closing = False
             i, n = 0, len(items)
             while i < n:
@@ -346,7 +443,7 @@ class Writer:
                     run.call("close", lambda sink: sink.finish("incomplete"))
                     run.close()
                     self._router.forget(run.uid)
-            self._buffer.done(sum(item[2] for item in items), n)
+            buffer.done(sum(item[2] for item in items), n)
             if closing:
                 return
             if time.monotonic() - last_flush >= self.flush_interval:

@@ -44,7 +44,9 @@ class ZarrWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Zarr`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``,
+        ``worker``, ``ring_bytes``,
+        ``overflow``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
@@ -83,7 +85,9 @@ class ParquetWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.Parquet`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``,
+        ``worker``, ``ring_bytes``,
+        ``overflow``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
@@ -128,7 +132,9 @@ class ArrowWriter(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.ArrowIPC`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``storage_options``, ``progress``,
+        ``worker``, ``ring_bytes``,
+        ``overflow``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
@@ -165,7 +171,8 @@ class HDF5Writer(_OneFormatWriter):
         The options of :class:`~bluesky_zarr.HDF5`.
     **common
         ``file_prefix``, ``overwrite``, ``handler_registry``, ``buffer_bytes``,
-        ``flush_interval``, ``on_error``, ``frame_timeout``: the options of
+        ``flush_interval``, ``on_error``, ``frame_timeout``, ``worker``, ``ring_bytes``,
+        ``overflow``: the options of
         :class:`~bluesky_zarr.Writer` (:class:`WriterOptions`).
     """
 
