@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -115,23 +115,34 @@ def consolidated_root(attrs: Mapping[str, Any], nodes: Mapping[str, Mapping[str,
 class Nodes:
     """Writes the ``zarr.json`` of each node of a store, and remembers the latest of each.
 
-    So the consolidated root at the end of a run is made from what was written, without reading
-    the store back.
+    The root is always written consolidated, with every other node's metadata inline, made from
+    what was written without reading the store back. It is the store's one commit point: a reader
+    that opens the store through it (xarray and zarr-python do by default) sees one moment of the
+    run, every array of a 1-D stream with the same length, even while node documents after it are
+    being written or after the writer was killed among them. ``commit`` writes it; ``root_attrs``
+    gives its attributes.
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, root_attrs: Callable[[], Mapping[str, Any]]) -> None:
         self.storage = storage
+        self.root_attrs = root_attrs
         self.documents: dict[str, dict[str, Any]] = {}
+        self.changed = True
+        """Whether a node changed since the last commit."""
 
     def put(self, path: str, document: dict[str, Any]) -> None:
-        """Write the ``zarr.json`` of the node at ``path`` (``""`` for the root)."""
-        self.storage.put(f"{path}/zarr.json" if path else "zarr.json", dumps(document))
-        if path:
-            self.documents[path] = document
+        """Write the ``zarr.json`` of the node at ``path`` below the root; seen by readers of the
+        consolidated root from the next ``commit``."""
+        self.storage.put(f"{path}/zarr.json", dumps(document))
+        self.documents[path] = document
+        self.changed = True
 
-    def put_root(self, attrs: Mapping[str, Any], *, consolidated: bool = False) -> None:
-        """Write the root group; ``consolidated``: with every other node's metadata inline."""
-        if consolidated:
-            self.storage.put("zarr.json", consolidated_root(attrs, self.documents))
-        else:
-            self.put("", group_document(attrs))
+    def forget(self, path: str) -> None:
+        """Leave the array at ``path`` out of the consolidated root at once (it is being replaced)."""
+        self.documents.pop(path, None)
+        self.commit()
+
+    def commit(self, *, durable: bool = False) -> None:
+        """Write the root: its attributes, and every node's metadata as last put."""
+        self.storage.put("zarr.json", consolidated_root(self.root_attrs(), self.documents), durable=durable)
+        self.changed = False

@@ -2,7 +2,7 @@
 
 Everything here runs in the writer's own thread, never in the RunEngine's. The root group holds
 the start document, the stop document when it comes, and the run's ``status``; one group per
-stream holds its arrays. At the end of the run the root's metadata is consolidated for readers.
+stream holds its arrays. The root is consolidated at every flush: readers see one moment of the run.
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ class ZarrRun(RunSink[ZarrStream]):
         self.options = options or ZarrOptions()
         storage.create(overwrite=overwrite)
         self.hold_output()
-        self.nodes = Nodes(storage)
-        self._write_root()
+        self.nodes = Nodes(storage, self._root_attrs)
+        self.nodes.commit()
 
-    def _write_root(self, *, consolidated: bool = False) -> None:
+    def _root_attrs(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "start": to_json(self.start_doc),
             "stop": to_json(self.stop_doc),
@@ -65,18 +65,20 @@ class ZarrRun(RunSink[ZarrStream]):
             attrs["quarantined"] = self.quarantine_summary()
         if self.gaps:
             attrs["gaps"] = self.gaps
-        self.nodes.put_root(attrs, consolidated=consolidated)
+        return attrs
 
     def open_stream(self, schema: StreamSchema) -> ZarrStream:
         stream = ZarrStream(
             self.storage, self.nodes, _group_name(schema.name), zarr_layout(schema, self.options), self.uid
         )
         stream.flush()
+        self.nodes.commit()
         return stream
 
     def update_stream(self, stream: ZarrStream, schema: StreamSchema) -> None:
         stream.update_layout(zarr_layout(schema, self.options))
         stream.flush()
+        self.nodes.commit()
 
     def write_page(self, stream: ZarrStream, page: EventPage) -> None:
         stream.write_page(page)
@@ -88,9 +90,11 @@ class ZarrRun(RunSink[ZarrStream]):
                 stream.flush(final=final)
             except Exception as err:
                 first = first or err
+        if self.nodes.changed:  # what the streams made visible, in one step for every reader
+            self.nodes.commit()
         if first is not None:
             raise first
 
     def close(self) -> None:
-        """Record the status and consolidate the metadata for readers."""
-        self._write_root(consolidated=True)
+        """Record the status (and the stop document) in the root."""
+        self.nodes.commit()

@@ -89,14 +89,15 @@ class ZarrStream:
         """Store an array in the wider dtype of ``spec``: everything written so far is rewritten.
 
         The widened array is written beside the old one and moved into its place, so a reader
-        sees the old array or the new one (or, for a moment, none), never chunks of one dtype
-        described as the other.
+        sees the old array or the new one (or, until the next commit of the root, none), never
+        chunks of one dtype described as the other.
         """
         key = f"{self.path}/{name}"
         staging, retired = f"{self.path}/.{name}.widening", f"{self.path}/.{name}.retired"
         for leftover in (staging, retired):
             self.storage.delete(leftover)
         writer = self.arrays[name].widened(spec, staging, lambda block: self._holds(spec, block))
+        self.nodes.forget(key)  # readers of the consolidated root never see the new chunks as the old dtype
         if self.storage.exists(staging):  # else nothing was on disk yet: nothing to move
             self.storage.rename(key, retired)
             self.storage.rename(staging, key)
