@@ -91,18 +91,23 @@ COUNTED_SCAN = textwrap.dedent(
 )
 
 
-def kill_at(directory: Path, fmt: str, delay: float) -> None:
+def kill_at(directory: Path, fmt: str, delay: float, signum: int = signal.SIGKILL, handler: str = "") -> int:
     """Run a 1-D scan (``count``, no grid, file prefix ``crash``) written in ``fmt`` in a child
-    process and SIGKILL it ``delay`` seconds after its first event, at whatever the writer is doing."""
+    process and send it ``signum`` ``delay`` seconds after its first event, at whatever the writer
+    is doing; its exit status (SIGKILL: asserted). ``handler``: code the child runs first (e.g. to
+    set a SIGTERM handler of its own)."""
     env = child_environment()
-    args = [sys.executable, "-c", COUNTED_SCAN, str(directory), fmt]
+    args = [sys.executable, "-c", handler + "\n" + COUNTED_SCAN, str(directory), fmt]
     with subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line == "writing\n", f"the scan did not start: {line!r}"
         time.sleep(delay)  # a random moment: what is being written then is the point of the test
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
+        proc.send_signal(signum)
+        code = proc.wait(timeout=120)
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    return code
 
 
 PROCESS_SCAN = textwrap.dedent(

@@ -75,6 +75,8 @@ def main(argv: list[str]) -> int:
                 try:
                     if kind == CONFIG:
                         writer = _rebuild(*pickle.loads(doc))
+                        for number in (signal.SIGTERM, signal.SIGINT):  # this loop finishes on both
+                            signal.signal(number, _on_signal)
                     elif writer is None:
                         continue
                     elif kind == CLAIMS:

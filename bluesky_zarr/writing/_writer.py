@@ -33,6 +33,7 @@ from ._paging import PAGE_EVENTS, PAGE_PAGES
 from ._process import CLAIMS, Overflow, ProcessWorker
 from ._progress import ProgressDisplay
 from ._router import Router, RunFanOut
+from ._signals import finish_on_sigterm
 
 __all__ = ["Worker", "Writer", "WriterOptions"]
 
@@ -233,6 +234,7 @@ class Writer:
             self._thread.start()
             self._end_worker = self._thread.join
         atexit.register(_close_at_exit, weakref.ref(self))
+        finish_on_sigterm(self)
 
     @property
     def left_out(self) -> dict[str, int]:
