@@ -564,8 +564,10 @@ def table_readings(views: Views) -> Readings:
     numbers of the same kind, and the same grid indices and setpoints (null off the grid)."""
     metadata = views.metadata()
     n = views.num_rows
-    columns: dict[str, np.ndarray] = {}
-    for key, name in [("time", "time"), ("seq_num", "seq_num"), *metadata["columns"].items()]:
+    columns: dict[tuple[str, str], np.ndarray] = {}
+    """(``"data"`` or ``"provenance"``, data key or column) -> values: a data key may be named ``time``"""
+    for key, name in [(("provenance", "time"), "time"), (("provenance", "seq_num"), "seq_num"),
+                      *((("data", k), c) for k, c in metadata["columns"].items())]:  # fmt: skip
         by_reader = views.columns(name)
         reference = by_reader["pyarrow"]
         for reader, values in by_reader.items():
@@ -594,12 +596,12 @@ def table_readings(views: Views) -> Readings:
         point = tuple(int(column[i]) for column in index) if index and index[0][i] is not None else None
         rows.append(
             Reading(
-                seq_num=int(columns["seq_num"][i]),
-                time=float(columns["time"][i]),
+                seq_num=int(columns["provenance", "seq_num"][i]),
+                time=float(columns["provenance", "time"][i]),
                 index=point,
                 setpoints={d: v[i] for d, v in setpoints.items() if v[i] is not None},
                 offsets={d: v[i] for d, v in offsets.items() if v[i] is not None},
-                data={key: columns[key][i] for key in data_keys},
+                data={key: columns["data", key][i] for key in data_keys},
             )
         )
     return Readings(rows, in_event_order=True)

@@ -13,6 +13,8 @@ Each format maps a schema onto its own layout (``sinks.zarr``, ``sinks.tables``)
 """
 
 from ._arrays import (
+    OVERFLOW,
+    RESERVED,
     SEQ_NUM,
     TIME,
     WRITTEN,
@@ -54,6 +56,8 @@ from ._values import ReadingsCheck, check_readings, lossless_cast, readings_arra
 __all__ = [
     "EVENT_DIM",
     "FRAME_BYTES",
+    "OVERFLOW",
+    "RESERVED",
     "SEQ_NUM",
     "TARGET_CHUNK_BYTES",
     "TARGET_SHARD_BYTES",

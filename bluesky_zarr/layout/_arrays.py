@@ -24,6 +24,8 @@ from ._grid import Grid
 from ._schema import StreamSchema, Variable, safe_name
 
 __all__ = [
+    "OVERFLOW",
+    "RESERVED",
     "SEQ_NUM",
     "TIME",
     "WRITTEN",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 TIME, SEQ_NUM, WRITTEN = "time", "seq_num", "written"
+OVERFLOW = "overflow"
+"""The group of a grid stream's events that do not fit its grid (or were superseded)."""
+RESERVED = frozenset({TIME, SEQ_NUM, WRITTEN, OVERFLOW})
+"""Names no data key's array takes, in any stream (a data key ``written`` is stored as ``written_data``)."""
 
 ArrayRole = Literal["data", "readback", "setpoint", "time", "seq_num", "written"]
 
@@ -146,7 +152,7 @@ def stream_arrays(schema: StreamSchema) -> tuple[list[StreamArray], dict[str, st
     keys: dict[str, str] = {}
     for key, variable in schema.variables.items():
         name = safe_name(f"{key}_readback" if key in schema.event_dims else key)
-        while name in arrays:
+        while name in arrays or name in RESERVED:
             name += "_data"
         attrs: dict[str, JSONValue] = {"data_key": {"name": key, **variable.description}}
         if variable.units:

@@ -20,6 +20,8 @@ every format writes like any other; the error is logged once per data key, and t
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
@@ -136,6 +138,9 @@ class RunSink(ABC, Generic[StreamT]):
         """stream name -> data key -> how it was widened for readings that did not fit"""
         self.quarantined: dict[str, dict[str, int]] = {}
         """stream name -> data key -> readings put in quarantine"""
+        self.malformed: dict[str, dict[str, int]] = {}
+        """stream name -> why -> events or pages refused whole (:meth:`refuse`); their readings are in
+        the quarantine"""
         self._reported: set[tuple[str, str]] = set()
         """(stream, data key) whose conflict or quarantine was logged already"""
         self._stream_resources: dict[str, StreamResource] = {}
@@ -379,6 +384,24 @@ class RunSink(ABC, Generic[StreamT]):
 
     def _quarantine(self, name: str, page: EventPage, refused: dict[int, dict[str, str]]) -> None:
         """Keep the refused readings of a page in the stream's quarantine."""
+        where = self.schemas[name].where
+        rows = []
+        for i, reasons in sorted(refused.items()):
+            for key, why in reasons.items():
+                seq_num = int(page["seq_num"][i])
+                self._report(
+                    name, key,
+                    f"{where}: data key {key!r} of the event with seq_num {seq_num} {why}; the reading "
+                    f"is kept in stream {name + QUARANTINE_SUFFIX!r} and the scan goes on (later ones are "
+                    "counted)",
+                )  # fmt: skip
+                rows.append((seq_num, float(page["time"][i]), key, page["data"][key][i], why))
+                counts = self.quarantined.setdefault(name, {})
+                counts[key] = counts.get(key, 0) + 1
+        self._keep(name, rows)
+
+    def _keep(self, name: str, rows: list[tuple[int, float, str, Any, str]]) -> None:
+        """Write ``(seq_num, time, data key, reading, reason)`` rows to the quarantine of stream ``name``."""
         qname = name + QUARANTINE_SUFFIX
         quid = f"{self.uid}/{qname}"
         if qname not in self.streams:
@@ -386,7 +409,7 @@ class RunSink(ABC, Generic[StreamT]):
                 "uid": quid,
                 "run_start": self.uid,
                 "name": qname,
-                "time": float(page["time"][0]),
+                "time": rows[0][1] if math.isfinite(rows[0][1]) else 0.0,
                 "data_keys": {
                     k: {"dtype": "string", "shape": [], "source": "bluesky_zarr", "description": d}
                     for k, d in _QUARANTINE_KEYS.items()
@@ -400,27 +423,55 @@ class RunSink(ABC, Generic[StreamT]):
             self.schemas[qname] = schema
             self._stream_of[quid] = qname
             self._keys[quid] = None
-        counts = self.quarantined.setdefault(name, {})
-        where = self.schemas[name].where
-        for i, reasons in sorted(refused.items()):
-            for key, why in reasons.items():
-                seq_num = int(page["seq_num"][i])
-                counts[key] = counts.get(key, 0) + 1
-                self._report(
-                    name, key,
-                    f"{where}: data key {key!r} of the event with seq_num {seq_num} {why}; the "
-                    f"reading is kept in stream {qname!r} and the scan goes on (later ones are counted)",
-                )  # fmt: skip
-                event: Any = {
-                    "uid": f"{quid}/{seq_num}/{key}",
-                    "descriptor": quid,
-                    "seq_num": seq_num,
-                    "time": float(page["time"][i]),
-                    "data": {"data_key": key, "value": _json_text(page["data"][key][i]), "reason": why},
-                    "timestamps": {k: float(page["time"][i]) for k in _QUARANTINE_KEYS},
-                    "filled": {},
-                }
-                self.write_event(self.streams[qname], event)
+        for seq_num, time, key, reading, why in rows:
+            event: Any = {
+                "uid": f"{quid}/{seq_num}/{key}",
+                "descriptor": quid,
+                "seq_num": seq_num,
+                "time": time,
+                "data": {"data_key": key, "value": _json_text(reading), "reason": why},
+                "timestamps": dict.fromkeys(_QUARANTINE_KEYS, time),
+                "filled": {},
+            }
+            self.write_event(self.streams[qname], event)
+
+    def refuse(self, name: str, doc: Any, why: str) -> None:
+        """An event or page that lacks what writing it needs (``why`` says what): its readings go to
+        its stream's quarantine (``seq_num`` 0 and ``time`` NaN where it has none), it is counted, and
+        the run ends ``partial``; with ``on_error="raise"`` it is an error."""
+        descriptor = doc.get("descriptor")
+        stream = self._stream_of.get(descriptor) if isinstance(descriptor, str) else None
+        seq_num, time, data = doc.get("seq_num"), doc.get("time"), doc.get("data")
+        reason = f"the {name.replace('_', ' ')} {why}"
+        if name == "event":
+            reason = (
+                f"the event with seq_num {seq_num!r:.40} {why}" if "seq_num" in doc else f"an event {why}"
+            )
+        where = self.schemas[stream].where if stream is not None else f"run {self.uid}"
+        if self.on_error == "raise":
+            raise DocumentError(
+                f"{where}: {reason}; fix the document's source (with on_error='quarantine' its readings "
+                "are kept apart and the scan goes on)"
+            )
+        if descriptor in self._skipped:  # none of its keys is written by this format
+            return
+        if stream is None:
+            self.errors.append(f"{where}: {reason} and names no descriptor of the run: it was not written")
+            return
+        keys = self._keys.get(str(descriptor))
+        readings = dict(data) if isinstance(data, Mapping) else {}
+        readings = {k: v for k, v in readings.items() if keys is None or k in keys} or {"": None}
+        counts = self.malformed.setdefault(stream, {})
+        why = f"the {name.replace('_', ' ')} {why}"
+        counts[why] = counts.get(why, 0) + 1
+        self._report(
+            stream, why,
+            f"{where}: {reason}; its readings are kept in stream {stream + QUARANTINE_SUFFIX!r} and the "
+            "scan goes on (later ones are counted)",
+        )  # fmt: skip
+        seq = int(seq_num) if isinstance(seq_num, numbers.Integral) else 0
+        at = float(time) if isinstance(time, numbers.Real) else float("nan")
+        self._keep(stream, [(seq, at, key, reading, reason) for key, reading in readings.items()])
 
     def quarantine_summary(self) -> list[str]:
         """One line per data key that lost readings to the quarantine."""
@@ -429,6 +480,11 @@ class RunSink(ABC, Generic[StreamT]):
             f"stream {name + QUARANTINE_SUFFIX!r}"
             for name, counts in self.quarantined.items()
             for key, count in counts.items()
+        ] + [
+            f"stream {name!r}: {count} document(s) could not be written ({reason}); their readings are in "
+            f"stream {name + QUARANTINE_SUFFIX!r}"
+            for name, counts in self.malformed.items()
+            for reason, count in counts.items()
         ]
 
     def _anchor(self, descriptor: str, seq_nums: Sequence[int], data: Mapping[str, Sequence[Any]]) -> None:

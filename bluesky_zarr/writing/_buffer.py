@@ -81,7 +81,7 @@ def document_nbytes(doc: Any) -> int:
     """About how much memory a document holds (its array readings), for the buffer's bound."""
     total = 1024
     data = doc.get("data") if isinstance(doc, Mapping) else None
-    if data:
+    if isinstance(data, Mapping):
         for value in data.values():
             nbytes = getattr(value, "nbytes", None)
             if nbytes is not None:

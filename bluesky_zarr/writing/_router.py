@@ -6,7 +6,8 @@ external data keys (legacy Resource/Datum), and :class:`DetectorFiles` for those
 in a detector's own files (StreamResource/StreamDatum). Each run's :class:`RunFanOut` hands every
 document to each format's sink, guarded, so one failing format stops no other; a page made of
 several documents that a sink refuses is handed to it again one document at a time, so a bad
-reading costs only its own.
+reading costs only its own. An event or page that lacks what writing it needs (no ``seq_num``, no
+``time``) is refused on its own (:mod:`._well_formed`): the events it came with are written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -36,6 +38,7 @@ from .._errors import DocumentError
 from ..sinks import OnError, RunSink
 from ._detector_files import DetectorFiles
 from ._paging import merge_pages, page_of
+from ._well_formed import well_formed_event, well_formed_page
 
 __all__ = ["Router", "RouterOwner", "RunFanOut"]
 
@@ -62,8 +65,8 @@ class RunFanOut:
     """One run's sinks, one per format; each is guarded, so one failing format stops no other."""
 
     __slots__ = (
-        "detector_files", "external", "filler", "in_files", "next_seq_num", "sinks", "stream_names", "uid",
-        "unhandled", "unhandled_datums", "writer",
+        "detector_files", "external", "filler", "in_files", "left_out", "next_seq_num", "refused_descriptors",
+        "sinks", "stream_names", "uid", "unhandled", "unhandled_datums", "writer",
     )  # fmt: skip
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
@@ -84,6 +87,10 @@ class RunFanOut:
         """descriptor uid -> its stream's name"""
         self.next_seq_num: dict[str, int] = {}
         """stream name -> the seq_num its next event should have (the RunEngine counts per stream)"""
+        self.refused_descriptors = 0
+        """descriptors that had no uid or no data keys (:meth:`refuse_descriptor`)"""
+        self.left_out = 0
+        """events that name a descriptor the run never declared, after it refused one"""
 
     def send(self, name: str, doc: Any) -> None:
         for label, sink in self.sinks:
@@ -114,6 +121,18 @@ class RunFanOut:
         )
         self.filler.descriptor(doc)
         self.send("descriptor", doc)
+
+    def refuse_descriptor(self, doc: EventDescriptor) -> None:
+        """A descriptor without a uid or data keys: no event can be matched to it. Raised in the scan,
+        and recorded in each format, where the run ends ``partial``."""
+        self.refused_descriptors += 1
+        message = (
+            f"run {self.uid}: the descriptor of stream {doc.get('name', 'primary')!r} has no 'uid' or no "
+            "'data_keys', so no event can be matched to it and its events are left out. Fix the document's "
+            "source, or export() the run from a saved copy with the descriptor repaired"
+        )
+        self.writer.record(DocumentError(message), self.uid, "descriptor")
+        self.call("descriptor", lambda sink: sink.note_lost(message))
 
     def resource(self, doc: Resource) -> None:
         """Remember a resource; one whose spec no handler reads is reported here, once.
@@ -156,8 +175,18 @@ class RunFanOut:
 
     def events(self, events: Sequence[Event]) -> None:
         """Consecutive events of one descriptor, as one page when they share their keys."""
+        self.sequence(events[0]["descriptor"], [e.get("seq_num") for e in events])
+        kept: list[Event] = []
+        for doc in events:
+            event, why = well_formed_event(doc)
+            if event is None:
+                self.refuse("event", doc, why)
+            else:
+                kept.append(event)
+        if not kept:
+            return
+        events = kept
         descriptor = events[0]["descriptor"]
-        self.sequence(descriptor, [event["seq_num"] for event in events])
         if self.external.get(descriptor) or self.in_files.get(descriptor):
             self.send("event_page", self.fill(event_model.pack_event_page(*events)))
             return
@@ -170,8 +199,18 @@ class RunFanOut:
 
     def event_pages(self, pages: Sequence[EventPage]) -> None:
         """Consecutive event pages of one descriptor, as one page when they share their keys."""
+        self.sequence(pages[0]["descriptor"], [s for p in pages for s in _listed(p.get("seq_num"))])
+        kept: list[EventPage] = []
+        for doc in pages:
+            page, why = well_formed_page(doc)
+            if page is None:
+                self.refuse("event_page", doc, why)
+            else:
+                kept.append(page)
+        if not kept:
+            return
+        pages = kept
         descriptor = pages[0]["descriptor"]
-        self.sequence(descriptor, [seq_num for page in pages for seq_num in page["seq_num"]])
         if self.external.get(descriptor) or self.in_files.get(descriptor):
             for doc in pages:
                 self.send("event_page", self.fill(doc))
@@ -183,7 +222,11 @@ class RunFanOut:
         else:
             self.send_merged(page, "event_page", pages)
 
-    def sequence(self, descriptor: str, seq_nums: Sequence[int]) -> None:
+    def refuse(self, name: str, doc: Any, why: str) -> None:
+        """An event or page that cannot be written: each format keeps its readings in the quarantine."""
+        self.call(name, lambda sink: sink.refuse(name, doc, why))
+
+    def sequence(self, descriptor: str, seq_nums: Sequence[Any]) -> None:
         """Find events lost before they reached the writer: a gap in their stream's ``seq_num``.
 
         bluesky's 0MQ publisher drops documents for a subscriber too slow to take them
@@ -197,6 +240,9 @@ class RunFanOut:
         expected = self.next_seq_num.get(stream, 1)
         missing: list[tuple[int, int]] = []
         for value in seq_nums:
+            if not isinstance(value, numbers.Integral):  # refused on its own: most likely the next one
+                expected += 1
+                continue
             seq_num = int(value)
             if seq_num > expected:
                 missing.append((expected, seq_num - 1))
@@ -218,6 +264,12 @@ class RunFanOut:
 
     def stop(self, doc: RunStop) -> None:
         """End the run; events its stop document counts that never came are gaps too."""
+        if self.left_out:
+            message = (
+                f"run {self.uid}: {self.left_out} event(s) named a descriptor the run never declared (the "
+                "one refused for having no uid, most likely) and were left out"
+            )
+            self.call("stop", lambda sink: sink.note_lost(message))
         counted: Any = doc.get("num_events") or {}
         for stream, expected in self.next_seq_num.items():  # streams with events: a stream of
             total = counted.get(stream)  # detector files only counts frames, not events
@@ -293,6 +345,10 @@ class RunFanOut:
             self.detector_files.close()
 
 
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 class Router:
     """Documents to the :class:`RunFanOut` of the run they belong to, by run, descriptor and resource."""
 
@@ -336,12 +392,26 @@ class Router:
         run = table.get(ref) if isinstance(ref, str) else None
         if run is not None:
             return run
+        if key == "run_start" and ref is None and len(self.runs) == 1:
+            (run,) = self.runs.values()
+            logger.warning(
+                "run %s: a %s document without 'run_start' came while this run was the only one open; it is "
+                "taken as this run's",
+                run.uid, what,
+            )  # fmt: skip
+            return run
         if key == "run_start":
             name = str(ref)
             if name not in self.unknown and self._orphans:  # the run their documents belong to, at last
                 self.unknown[name] = sum(self.unknown.pop(orphan) for orphan in self._orphans)
                 self._parents = {k: name if v in self._orphans else v for k, v in self._parents.items()}
                 self._orphans.clear()
+        elif (
+            key == "descriptor" and len(self.runs) == 1 and next(iter(self.runs.values())).refused_descriptors
+        ):
+            # the events of the descriptor the one open run refused (it had no uid): counted there
+            next(iter(self.runs.values())).left_out += count
+            return None
         else:  # an event names its descriptor, a stream_datum its stream_resource: not the run
             name = self._parents.get(str(ref), "")
             if not name:
@@ -351,20 +421,24 @@ class Router:
             self._parents[str(doc.get("uid"))] = name
         if name not in self.unknown:
             logger.warning(
-                "run %s: a %s document of a run whose start document this writer never received (was it "
+                "run %s: %s %s document of a run whose start document this writer never received (was it "
                 "subscribed after the run began?); nothing of this run is written, and its later documents "
                 "are left out without another warning. The next run whose start it receives is written; "
                 "export() writes a saved run whole",
-                name, what,
+                name, "an" if what[0] in "aeiou" else "a", what,
             )  # fmt: skip
         self.unknown[name] = self.unknown.get(name, 0) + count
         return None
 
     def _descriptor(self, doc: EventDescriptor) -> None:
         run = self._run_of(doc, "run_start", self.runs, "descriptor")
-        if run is not None:
-            self.by_descriptor[doc["uid"]] = run
-            run.descriptor(doc)
+        if run is None:
+            return
+        if not isinstance(doc.get("uid"), str) or not isinstance(doc.get("data_keys"), Mapping):
+            run.refuse_descriptor(doc)
+            return
+        self.by_descriptor[doc["uid"]] = run
+        run.descriptor(doc)
 
     def events(self, name: str, docs: Sequence[Any]) -> None:
         """Consecutive events, or event pages, of one descriptor."""
@@ -419,6 +493,18 @@ class Router:
     def _bulk_events(self, doc: Any) -> None:
         for page in event_model.bulk_events_to_event_pages(doc):
             self._event_page(page)
+
+    def run_named_by(self, doc: Any) -> str:
+        """The uid of the run a document belongs to, for an error; what it names if none is known."""
+        if not isinstance(doc, Mapping):
+            return "?"
+        for key, table in (("run_start", self.runs), ("descriptor", self.by_descriptor),
+                           ("stream_resource", self.by_stream_resource)):  # fmt: skip
+            ref = doc.get(key)
+            if isinstance(ref, str):
+                run = table.get(ref)
+                return run.uid if run is not None else self._parents.get(ref, f"of {key} {ref}")
+        return str(doc.get("uid", "?"))
 
     def forget(self, uid: str) -> None:
         """Drop a finished run and everything that points to it."""

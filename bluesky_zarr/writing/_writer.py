@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import pickle
 import threading
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypedDict
 
 from .._documents import RunStart
-from .._errors import BlueskyZarrError, ConfigurationError, StoreExistsError, WriteError
+from .._errors import BlueskyZarrError, ConfigurationError, DocumentError, StoreExistsError, WriteError
 from .._naming import render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
 from ..storage import Storage, Target, open_storage
@@ -40,6 +41,8 @@ __all__ = ["Worker", "Writer", "WriterOptions"]
 Worker = Literal["thread", "process"]
 
 _FLUSH, _CLOSE = "__flush__", "__close__"
+
+logger = logging.getLogger("bluesky_zarr")
 
 
 class WriterOptions(TypedDict, total=False):
@@ -276,8 +279,21 @@ class Writer:
         """
         if self._closed:
             raise BlueskyZarrError(f"{self!r} is closed; create a new writer for more runs")
+        if not isinstance(doc, Mapping):
+            raise DocumentError(f"a {name!r} document must be a mapping (a dict), not {type(doc).__name__}")
         if name == "start":
-            uid = str(doc.get("uid"))
+            uid = doc.get("uid")
+            if not isinstance(uid, str) or not uid:
+                raise DocumentError(
+                    f"a start document without a 'uid' (it has {uid!r:.40}): nothing of its run can be named "
+                    "or written. Fix the document's source"
+                )
+            if uid in self._open:  # a source that sent it twice: the run goes on
+                logger.warning(
+                    "run %s: its start document came a second time; the copy is ignored and the run goes on",
+                    uid,
+                )
+                return name, doc
             try:
                 claims = self._claim(doc)
             except BlueskyZarrError:
@@ -296,7 +312,7 @@ class Writer:
             self._process.put(name, doc, 0)
             if name == "stop":
                 self._process.join()
-                self._open.discard(str(doc.get("run_start")))
+                self._stopped(doc)
             if self._progress is not None:
                 if name == "event":
                     self._progress.wrote(name, [doc])
@@ -304,13 +320,18 @@ class Writer:
             if self._errors:
                 self._raise_pending()
             return name, doc
-        if name == "event" and (arrays := self._array_keys.get(doc["descriptor"])) is not None:
+        if name == "event" and (arrays := self._array_keys.get(doc.get("descriptor"))) is not None:
             # the common case costs a dict look-up: a descriptor says which keys hold arrays
-            nbytes = 1024 + sum(getattr(doc["data"].get(k), "nbytes", 0) for k in arrays) if arrays else 1024
+            data = doc.get("data")
+            nbytes = (
+                1024 + sum(getattr(data.get(k), "nbytes", 0) for k in arrays)
+                if arrays and isinstance(data, Mapping)
+                else 1024
+            )
         else:
             nbytes = document_nbytes(doc)
             if name == "descriptor":
-                self._array_keys[doc["uid"]] = tuple(
+                self._array_keys[str(doc.get("uid"))] = tuple(
                     k
                     for k, v in (doc.get("data_keys") or {}).items()
                     if isinstance(v, Mapping) and v.get("shape")
@@ -318,16 +339,24 @@ class Writer:
         self._buffer.put(name, doc, nbytes)
         if name == "stop":
             self._buffer.join()
-            self._open.discard(str(doc.get("run_start")))
+            self._stopped(doc)
         if self._progress is not None:
             self._progress.document(name, doc)
         if self._errors:
             self._raise_pending()
         return name, doc
 
+    def _stopped(self, doc: Any) -> None:
+        """A run's stop was written: the run is no longer open (one without ``run_start`` is the one
+        open run's, as the router takes it)."""
+        uid = doc.get("run_start")
+        if uid is None and len(self._open) == 1:
+            self._open.clear()
+        self._open.discard(str(uid))
+
     def _is_refused(self, name: str, doc: Any) -> bool:
         if name == "descriptor" and doc.get("run_start") in self._refused:
-            self._refused_descriptors.add(doc["uid"])
+            self._refused_descriptors.add(str(doc.get("uid")))
             return True
         if name in {"event", "event_page"}:
             return doc.get("descriptor") in self._refused_descriptors
@@ -341,6 +370,11 @@ class Writer:
             output = fmt.output_path(self.target, prefix)
             taken = (fmt.label, output.location) in self._taken
             existing = output.location if taken else (None if self.overwrite else fmt.existing_output(output))
+            if existing is not None and uid in self._claimed:
+                raise StoreExistsError(
+                    f"run {uid}: its start document came again after its stop; this writer wrote the run "
+                    f"already, to {existing}, and leaves this copy of it out"
+                )
             if existing is not None:
                 how = " (written by this writer for another run)" if taken else ""
                 raise StoreExistsError(
@@ -423,7 +457,7 @@ class Writer:
                     try:
                         self._router.events(name, docs)
                     except Exception as err:  # the router itself: events of no known descriptor
-                        self.record(err, _reference(doc), name)
+                        self.record(err, self._router.run_named_by(doc), name)
                     if self._progress is not None:
                         self._progress.wrote(name, docs)
                     i = j
@@ -438,7 +472,7 @@ class Writer:
                     try:
                         self._router(name, doc)
                     except Exception as err:  # the router itself: a document of no known run
-                        self.record(err, _reference(doc), name)
+                        self.record(err, self._router.run_named_by(doc), name)
             if closing:
                 self._flush_runs()
                 for run in list(self._router.runs.values()):
@@ -489,13 +523,6 @@ class Writer:
     def _flush_runs(self) -> None:
         for run in list(self._router.runs.values()):
             run.call("flush", lambda sink: sink.flush())
-
-
-def _reference(doc: Any) -> str:
-    """What names a document's run in an error: its run_start, its descriptor, or its own uid."""
-    if not isinstance(doc, Mapping):
-        return "?"
-    return str(doc.get("run_start", doc.get("descriptor", doc.get("uid", "?"))))
 
 
 def _rebuild(

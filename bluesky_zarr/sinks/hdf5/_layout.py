@@ -24,6 +24,7 @@ from ..._encoding import JSONValue
 from ...layout import (
     EVENT_DIM,
     FRAME_BYTES,
+    OVERFLOW,
     SEQ_NUM,
     TIME,
     WRITTEN,
@@ -52,7 +53,7 @@ __all__ = [
     "overflow_layout",
 ]
 
-OVERFLOW_GROUP = "overflow"
+OVERFLOW_GROUP = OVERFLOW
 NETCDF_DIMENSION = "This is a netCDF dimension but not a netCDF variable."
 """The scale name netCDF-4 gives a dimension with no coordinate (h5netcdf reads it so)."""
 

@@ -70,7 +70,7 @@ class HDF5Run(RunSink[HDF5Stream]):
         }
         if self.errors:
             attrs["errors"] = self.errors
-        if self.quarantined:
+        if self.quarantined or self.malformed:
             attrs["quarantined"] = self.quarantine_summary()
         if self.gaps:
             attrs["gaps"] = self.gaps

@@ -227,7 +227,7 @@ class TableRun(RunSink[TableStream]):
             metadata["stop"] = dumps(self.stop_doc)
         if self.errors:
             metadata["errors"] = dumps(self.errors)
-        if self.quarantined:
+        if self.quarantined or self.malformed:
             metadata["quarantined"] = dumps(self.quarantine_summary())
         if self.gaps:
             metadata["gaps"] = dumps(self.gaps)

@@ -20,6 +20,7 @@ from ...codecs import IMAGE_DEFAULT, SMALL_DEFAULT, CodecChain, resolve_codecs
 from ...layout import (
     EVENT_DIM,
     FRAME_BYTES,
+    OVERFLOW,
     SEQ_NUM,
     TIME,
     WRITTEN,
@@ -48,7 +49,7 @@ __all__ = [
     "zarr_layout",
 ]
 
-OVERFLOW_GROUP = "overflow"
+OVERFLOW_GROUP = OVERFLOW
 
 
 @dataclass(frozen=True)

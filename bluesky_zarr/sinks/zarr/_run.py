@@ -61,7 +61,7 @@ class ZarrRun(RunSink[ZarrStream]):
         }
         if self.errors:
             attrs["errors"] = self.errors
-        if self.quarantined:
+        if self.quarantined or self.malformed:
             attrs["quarantined"] = self.quarantine_summary()
         if self.gaps:
             attrs["gaps"] = self.gaps
