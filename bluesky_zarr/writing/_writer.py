@@ -149,6 +149,11 @@ class Writer:
         list their per-stream files, Zarr its stores: local paths, or ``s3://`` URLs.
     target : Storage
         Where the outputs go.
+    errors : list[BaseException]
+        Every error this writer met, in order (each is also logged at ERROR on the ``bluesky_zarr``
+        logger, and raised in the caller at the next document, at ``flush`` or at ``close``).
+    failed : bool
+        Whether ``errors`` holds any.
     left_out : dict[str, int]
         Runs whose start document this writer never received (it was subscribed, or a service
         started, after they began) -> how many of their documents it left out. Each is reported
@@ -206,6 +211,12 @@ class Writer:
         self.flush_interval = flush_interval
         self.on_error: OnError = on_error
         self._errors: list[BaseException] = []
+        """errors not raised yet"""
+        self.errors: list[BaseException] = []
+        self._raised_in_scan: list[BaseException] = []
+        """errors raised only at a document: a RunEngine with ``ignore_callback_exceptions`` drops them"""
+        self.in_writer_process = False
+        """set in the writer process of ``worker="process"``, whose errors reach the caller's writer"""
         self._errors_lock = threading.Lock()
         self._closed = False
         self._claimed: dict[str, dict[str, Storage]] = {}
@@ -262,9 +273,17 @@ class Writer:
                 'lambda), or use worker="thread"'
             ) from err
 
+    @property
+    def failed(self) -> bool:
+        """Whether writing failed anywhere since this writer was made (``errors`` says what)."""
+        return bool(self.errors)
+
     def _keep_error(self, err: BaseException) -> None:
+        """Remember an error, to raise in the caller; logged at ERROR on the ``bluesky_zarr`` logger."""
+        logger.error("%s", err)
         with self._errors_lock:
             self._errors.append(err)
+            self.errors.append(err)
 
     def _open_outputs(self) -> list[str]:
         """The outputs of the runs started and not stopped, for an error that says where they are."""
@@ -318,7 +337,7 @@ class Writer:
                     self._progress.wrote(name, [doc])
                 self._progress.document(name, doc)
             if self._errors:
-                self._raise_pending()
+                self._raise_pending(in_scan=True)
             return name, doc
         if name == "event" and (arrays := self._array_keys.get(doc.get("descriptor"))) is not None:
             # the common case costs a dict look-up: a descriptor says which keys hold arrays
@@ -343,7 +362,7 @@ class Writer:
         if self._progress is not None:
             self._progress.document(name, doc)
         if self._errors:
-            self._raise_pending()
+            self._raise_pending(in_scan=True)
         return name, doc
 
     def _stopped(self, doc: Any) -> None:
@@ -394,7 +413,8 @@ class Writer:
         self._taken.update((label, output.location) for label, output in claims.items())
 
     def flush(self) -> None:
-        """Wait until every document taken so far is written and visible; raise any write error."""
+        """Wait until every document taken so far is written and visible; raise any write error not
+        raised yet."""
         if not self._closed:
             self._buffer.put(_FLUSH, None, 0)
             self._buffer.join()
@@ -404,7 +424,9 @@ class Writer:
         """Write everything, finish runs that got no stop document, and end the writer thread.
 
         Runs that got no stop document keep what they have, with status ``"incomplete"``.
-        Calling ``close`` again does nothing.
+        Raises an error not raised yet; and if errors were raised in the scan, a
+        :class:`~bluesky_zarr.BlueskyZarrError` that says so (a RunEngine with
+        ``ignore_callback_exceptions=True`` drops them). Calling ``close`` again does nothing.
         """
         if self._closed:
             return
@@ -414,6 +436,12 @@ class Writer:
         if self._progress is not None:
             self._progress.close()
         self._raise_pending()
+        if self._raised_in_scan and not self.in_writer_process:
+            first = self._raised_in_scan[0]
+            raise BlueskyZarrError(
+                f"{self!r}: {len(self._raised_in_scan)} error(s) were raised in the scan while writing (the "
+                f"first: {first}); each output's status says which runs failed, and writer.errors lists them"
+            ) from first
 
     def __enter__(self) -> Writer:
         return self
@@ -425,9 +453,11 @@ class Writer:
             with contextlib.suppress(BlueskyZarrError):
                 self.close()
 
-    def _raise_pending(self) -> None:
+    def _raise_pending(self, in_scan: bool = False) -> None:
         with self._errors_lock:
             errors, self._errors = self._errors, []
+        if in_scan:
+            self._raised_in_scan.extend(errors)
         if errors:
             first = errors[0]
             if len(errors) > 1:
@@ -517,8 +547,7 @@ class Writer:
             err = wrapped
         elif uid not in str(err):
             err.add_note(f"while writing the {name} document of run {uid}{to}")
-        with self._errors_lock:
-            self._errors.append(err)
+        self._keep_error(err)
 
     def _flush_runs(self) -> None:
         for run in list(self._router.runs.values()):
