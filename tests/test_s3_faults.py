@@ -99,7 +99,8 @@ def test_an_outage_fails_the_run_naming_bucket_and_key_and_what_was_uploaded_sta
     message = str(errors[-1])
     assert f"s3://{bucket}/runs/" in message and f"bucket {bucket!r}" in message, message
     assert "503" in message or "Service" in message, message
-    writer.close()  # the errors were raised in the scan already
+    with pytest.raises(BlueskyZarrError, match="raised in the scan"):  # at the stop, which said success
+        writer.close()
     faulted = sum(faults.faulted.values())
     # one PUT tried 1 + max_retries times, and then the bucket is not tried again: spooled
     assert faulted == 1 + FAST_RETRIES["max_retries"], dict(faults.faulted)

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import logging
 import pickle
+import sys
 import threading
 import time
 import weakref
@@ -215,6 +216,8 @@ class Writer:
         self.errors: list[BaseException] = []
         self._raised_in_scan: list[BaseException] = []
         """errors raised only at a document: a RunEngine with ``ignore_callback_exceptions`` drops them"""
+        self._run_raised_from = 0
+        """where the errors raised in the latest run begin in ``_raised_in_scan``"""
         self.in_writer_process = False
         """set in the writer process of ``worker="process"``, whose errors reach the caller's writer"""
         self._errors_lock = threading.Lock()
@@ -242,9 +245,10 @@ class Writer:
             self._end_worker: Callable[[], None] = self._process.close
         else:
             self._buffer = buffer = DocumentBuffer(buffer_bytes)
-            self._thread = threading.Thread(
-                target=self._work, args=(buffer,), name=f"{type(self).__name__}", daemon=True
-            )
+            self._thread = threading.Thread(  # it holds the writer only while it writes a batch
+                target=_write_in_thread, args=(weakref.ref(self), buffer, flush_interval),
+                name=f"{type(self).__name__}", daemon=True,
+            )  # fmt: skip
             self._thread.start()
             self._end_worker = self._thread.join
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -319,6 +323,7 @@ class Writer:
                 self._refused.add(uid)
                 raise
             self._open.add(uid)
+            self._run_raised_from = len(self._raised_in_scan)
             if self._process is not None:  # the writer process writes where this process decided
                 self._process.put(CLAIMS, (uid, claims), 0)
         elif self._refused and self._is_refused(name, doc):
@@ -337,7 +342,7 @@ class Writer:
                     self._progress.wrote(name, [doc])
                 self._progress.document(name, doc)
             if self._errors:
-                self._raise_pending(in_scan=True)
+                self._raise_pending(in_scan=not (name == "stop" and doc.get("exit_status") == "fail"))
             return name, doc
         if name == "event" and (arrays := self._array_keys.get(doc.get("descriptor"))) is not None:
             # the common case costs a dict look-up: a descriptor says which keys hold arrays
@@ -362,12 +367,14 @@ class Writer:
         if self._progress is not None:
             self._progress.document(name, doc)
         if self._errors:
-            self._raise_pending(in_scan=True)
+            self._raise_pending(in_scan=not (name == "stop" and doc.get("exit_status") == "fail"))
         return name, doc
 
     def _stopped(self, doc: Any) -> None:
         """A run's stop was written: the run is no longer open (one without ``run_start`` is the one
         open run's, as the router takes it)."""
+        if doc.get("exit_status") == "fail":  # the RunEngine ended the run for what it raised: seen
+            del self._raised_in_scan[self._run_raised_from :]
         uid = doc.get("run_start")
         if uid is None and len(self._open) == 1:
             self._open.clear()
@@ -424,13 +431,14 @@ class Writer:
         """Write everything, finish runs that got no stop document, and end the writer thread.
 
         Runs that got no stop document keep what they have, with status ``"incomplete"``.
-        Raises an error not raised yet; and if errors were raised in the scan, a
-        :class:`~bluesky_zarr.BlueskyZarrError` that says so (a RunEngine with
+        Raises an error not raised yet; and if errors were raised in the scan but the run did not
+        fail for them, a :class:`~bluesky_zarr.BlueskyZarrError` that says so (a RunEngine with
         ``ignore_callback_exceptions=True`` drops them). Calling ``close`` again does nothing.
         """
         if self._closed:
             return
-        self._buffer.put(_CLOSE, None, 0)
+        # the writer thread may know this writer only from here (the writer process has its own)
+        self._buffer.put(_CLOSE, None if self._process else self, 0)
         self._end_worker()
         self._closed = True
         if self._progress is not None:
@@ -454,6 +462,9 @@ class Writer:
                 self.close()
 
     def _raise_pending(self, in_scan: bool = False) -> None:
+        """Raise the errors not raised yet. ``in_scan``: at a document, where a RunEngine with
+        ``ignore_callback_exceptions`` drops what it raises (the stop of a run that ends ``fail``
+        says the RunEngine saw it)."""
         with self._errors_lock:
             errors, self._errors = self._errors, []
         if in_scan:
@@ -466,55 +477,54 @@ class Writer:
 
     # --- the writer thread ------------------------------------------------------------------------
 
-    def _work(self, buffer: DocumentBuffer) -> None:
-        last_flush = time.monotonic()
-        while True:
-            items = buffer.take(self.flush_interval, 8 * PAGE_EVENTS)
-            closing = False
-            i, n = 0, len(items)
-            while i < n:
-                name, doc, _ = items[i]
-                if name == "event" or name == "event_page":
-                    j = i + 1
-                    descriptor = doc.get("descriptor")
-                    most = PAGE_EVENTS if name == "event" else PAGE_PAGES
-                    while (
-                        j < n and j - i < most and items[j][0] == name
-                        and items[j][1].get("descriptor") == descriptor
-                    ):  # fmt: skip
-                        j += 1
-                    docs = [item[1] for item in items[i:j]]
-                    try:
-                        self._router.events(name, docs)
-                    except Exception as err:  # the router itself: events of no known descriptor
-                        self.record(err, self._router.run_named_by(doc), name)
-                    if self._progress is not None:
-                        self._progress.wrote(name, docs)
-                    i = j
-                    continue
-                i += 1
-                if name == _CLOSE:
-                    closing = True
-                elif name == _FLUSH:
-                    self._flush_runs()
-                    last_flush = time.monotonic()
-                else:
-                    try:
-                        self._router(name, doc)
-                    except Exception as err:  # the router itself: a document of no known run
-                        self.record(err, self._router.run_named_by(doc), name)
-            if closing:
+    def _handle(self, items: list[tuple[str, Any, int]]) -> bool:
+        """Write one batch the writer thread took; whether it holds ``close``."""
+        closing = False
+        i, n = 0, len(items)
+        while i < n:
+            name, doc, _ = items[i]
+            if name == "event" or name == "event_page":
+                j = i + 1
+                descriptor = doc.get("descriptor")
+                most = PAGE_EVENTS if name == "event" else PAGE_PAGES
+                while (
+                    j < n and j - i < most and items[j][0] == name
+                    and items[j][1].get("descriptor") == descriptor
+                ):  # fmt: skip
+                    j += 1
+                docs = [item[1] for item in items[i:j]]
+                try:
+                    self._router.events(name, docs)
+                except Exception as err:  # the router itself: events of no known descriptor
+                    self.record(err, self._router.run_named_by(doc), name)
+                if self._progress is not None:
+                    self._progress.wrote(name, docs)
+                i = j
+                continue
+            i += 1
+            if name == _CLOSE:
+                closing = True
+            elif name == _FLUSH:
                 self._flush_runs()
-                for run in list(self._router.runs.values()):
-                    run.call("close", lambda sink: sink.finish("incomplete"))
-                    run.close()
-                    self._router.forget(run.uid)
-            buffer.done(sum(item[2] for item in items), n)
-            if closing:
-                return
-            if time.monotonic() - last_flush >= self.flush_interval:
-                self._flush_runs()
-                last_flush = time.monotonic()
+            else:
+                try:
+                    self._router(name, doc)
+                except Exception as err:  # the router itself: a document of no known run
+                    self.record(err, self._router.run_named_by(doc), name)
+        if closing:
+            self._flush_runs()
+            for run in list(self._router.runs.values()):
+                run.call("close", lambda sink: sink.finish("incomplete"))
+                run.close()
+                self._router.forget(run.uid)
+        return closing
+
+    def __del__(self) -> None:
+        """A writer dropped unclosed (no reference left to it) is closed in a thread of its own."""
+        if getattr(self, "_closed", True) or not hasattr(self, "_end_worker") or sys.is_finalizing():
+            return
+        # the thread holds this writer again until it is closed: its open runs end "incomplete"
+        threading.Thread(target=_close_dropped, args=(self,), name="bluesky-zarr close", daemon=True).start()
 
     def open_run(self, uid: str, start: RunStart) -> RunFanOut:
         """The sinks of a new run, at the paths claimed for it at ``start``; a failing format is left out."""
@@ -568,3 +578,35 @@ def _close_at_exit(ref: weakref.ref[Writer]) -> None:
     if writer is not None:
         with contextlib.suppress(BlueskyZarrError):
             writer.close()
+
+
+def _write_in_thread(ref: weakref.ref[Writer], buffer: DocumentBuffer, flush_interval: float) -> None:
+    """The writer thread. It holds its writer only while it writes a batch, so a writer nobody
+    holds any more is collected, and its ``__del__`` closes it: ``close`` comes with the writer."""
+    last_flush = time.monotonic()
+    while True:
+        items = buffer.take(flush_interval, 8 * PAGE_EVENTS)
+        writer = ref()
+        while writer is None:  # collected in a cycle (its weak references go first): close is on its way
+            writer = next((doc for name, doc, _ in items if name == _CLOSE), None)
+            if writer is None:
+                items += buffer.take(flush_interval, 8 * PAGE_EVENTS)
+        closing = writer._handle(items)
+        if any(name == _FLUSH for name, _, _ in items):
+            last_flush = time.monotonic()
+        elif not closing and time.monotonic() - last_flush >= flush_interval:
+            writer._flush_runs()
+            last_flush = time.monotonic()
+        del writer
+        buffer.done(sum(item[2] for item in items), len(items))
+        if closing:
+            return
+
+
+def _close_dropped(writer: Writer) -> None:
+    if writer._open:
+        logger.warning("%r was dropped without close(): its open runs end 'incomplete'", writer)
+    try:
+        writer.close()
+    except Exception as err:
+        logger.error("closing the dropped %r: %s", writer, err)
