@@ -15,7 +15,13 @@ bytes, bytearray       ``{"base64": "<standard base64 text>"}``
 datetime, date, time   ISO 8601 text (``datetime.isoformat()``)
 tuple, list            list
 set, frozenset         list, sorted when the members can be sorted
-dict keys              text (``str(key)``)
+dict keys              text (``str(key)``); a key that is not text and whose text another
+                       key of the mapping has already (``1`` beside ``"1"``) gets its type
+                       added, ``"1 (int)"``, so that neither value is lost
+text                   as it is; a lone surrogate (which UTF-8 cannot encode, and strict
+                       JSON readers refuse) becomes U+FFFD
+deeper than 64 levels  the JSON text of the rest, as one string (JSON readers of other
+                       languages limit nesting; Python's recursion is limited too)
 anything else          ``repr(value)``
 =====================  ==============================================================
 
@@ -54,10 +60,56 @@ def _float(value: float) -> float | str:
     return value
 
 
-def to_json(value: Any) -> JSONValue:
+MAX_DEPTH = 64
+"""Values nested deeper than this are kept as one JSON text (see the module docstring)."""
+
+
+def _text(value: str) -> str:
+    """``value`` with a lone surrogate replaced by U+FFFD (a valid pair becomes its character)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _keys(mapping: Mapping[Any, Any]) -> list[str]:
+    """The keys of ``mapping`` as distinct texts: one that is not text and whose text another key
+    has already gets its type added (``1`` beside ``"1"`` is ``"1 (int)"``)."""
+    taken = {_text(k) for k in mapping if isinstance(k, str)}
+    names = []
+    for key in mapping:
+        if isinstance(key, str):
+            names.append(_text(key))
+            continue
+        name = _text(str(key))
+        if name in taken:
+            name = f"{name} ({type(key).__name__})"
+            while name in taken:
+                name += "'"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _deep_text(value: Any) -> str:
+    """The JSON text of a value nested too deep to convert item by item (``repr`` for what JSON
+    has no spelling for, a cycle or a nesting beyond Python's recursion limit)."""
+    try:
+        return _text(json.dumps(value, default=repr))
+    except (ValueError, TypeError, RecursionError):
+        try:
+            return _text(repr(value))
+        except Exception:  # a nesting beyond the recursion limit, a broken __repr__
+            return f"<{type(value).__name__} nested too deep to store>"
+
+
+def to_json(value: Any, _depth: int = 0) -> JSONValue:
     """Return ``value`` as strict-JSON-safe Python (see the module docstring for the rules)."""
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -65,18 +117,22 @@ def to_json(value: Any) -> JSONValue:
     if isinstance(value, np.generic):
         return to_json(value.item())
     if isinstance(value, np.ndarray):
-        return to_json(value.tolist())
+        return to_json(value.tolist(), _depth)
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and _depth >= MAX_DEPTH:
+        return _deep_text(value)
     if isinstance(value, Mapping):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {
+            name: to_json(item, _depth + 1) for name, item in zip(_keys(value), value.values(), strict=True)
+        }
     if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
+        return [to_json(item, _depth + 1) for item in value]
     if isinstance(value, set | frozenset):
-        items = list(value)
+        members = list(value)
         try:
-            items.sort()
+            members.sort()
         except TypeError:
-            items.sort(key=repr)
-        return [to_json(item) for item in items]
+            members.sort(key=repr)
+        return [to_json(item, _depth + 1) for item in members]
     if isinstance(value, bytes | bytearray | memoryview):
         return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):

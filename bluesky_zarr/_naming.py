@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 import string
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._errors import UnsafePathError
+from ._errors import ConfigurationError, UnsafePathError
 
-__all__ = ["HDF5_SUFFIXES", "render_file_prefix", "store_path"]
+__all__ = ["HDF5_SUFFIXES", "check_template", "render_file_prefix", "store_path"]
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")
 """The names a run's HDF5 file may end with (``.h5`` by default)."""
 
-_FORBIDDEN_IN_VALUES = ("/", "\\", "\0")
+_FORBIDDEN_IN_VALUES = ("/", "\\")
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories a file name must not hold: control characters (NUL, newline, tab),
+format characters (the right-to-left override that shows ``txt.exe`` as ``exe.txt``, zero-width
+spaces), lone surrogates and line or paragraph separators."""
+
+
+def _unprintable(text: str) -> str | None:
+    """The first character of ``text`` that a file name must not hold, described, or ``None``."""
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+    return None
+
+
+def check_template(template: str) -> None:
+    """Refuse a ``file_prefix`` whose own text holds a character no file name should hold."""
+    if not isinstance(template, str):
+        raise ConfigurationError(f"file_prefix must be text, not {type(template).__name__}")
+    bad = _unprintable(template)
+    if bad is not None:
+        raise ConfigurationError(
+            f"file_prefix {template!r} holds {bad}, which a file name must not hold; remove it"
+        )
 
 
 def render_file_prefix(template: str, start: Mapping[str, Any]) -> str:
     """Fill ``template`` (``str.format`` syntax, e.g. ``"{start[scan_id]}-"``) from a start document.
 
-    Separators written in the template itself make subdirectories; a separator, ``..`` or NUL that
+    Separators written in the template itself make subdirectories; a separator or ``..`` that
     comes from the metadata is refused, so a run's metadata can never place files outside the
-    target directory.
+    target directory, and so is a character no file name should hold (NUL, a newline, a
+    right-to-left override: see ``_UNPRINTABLE``). The name is in Unicode normal form NFC, so
+    that ``café`` typed on two keyboards (one code point, or ``e`` and a combining accent) names
+    one output, not two.
     """
     uid = start.get("uid", "<no uid>")
     formatter = string.Formatter()
@@ -35,7 +63,14 @@ def render_file_prefix(template: str, start: Mapping[str, Any]) -> str:
             value, _ = formatter.get_field(field, (), {"start": start})
             if conversion:
                 value = formatter.convert_field(value, conversion)
-            text = formatter.format_field(value, spec or "")
+            text = unicodedata.normalize("NFC", formatter.format_field(value, spec or ""))
+            bad = _unprintable(text)
+            if bad is not None:
+                raise UnsafePathError(
+                    f"file_prefix {template!r} of run {uid}: the value {text!r} of {{{field}}} holds {bad}, "
+                    "which a file name must not hold; nothing was written. Fix the metadata, or choose a "
+                    "template without that field"
+                )
             if any(sep in text for sep in _FORBIDDEN_IN_VALUES) or text in {".", ".."}:
                 raise UnsafePathError(
                     f"file_prefix {template!r} of run {uid}: the value {text!r} of {{{field}}} contains a "
@@ -55,7 +90,7 @@ def render_file_prefix(template: str, start: Mapping[str, Any]) -> str:
             f"file_prefix {template!r} cannot be filled from the start document of run {uid}: {err!r}; "
             "use fields the start document has, e.g. '{start[uid]}' or '{start[scan_id]}-'"
         ) from err
-    prefix = "".join(pieces)
+    prefix = unicodedata.normalize("NFC", "".join(pieces))
     parts = Path(prefix).parts
     if not prefix or Path(prefix).is_absolute() or ".." in parts or prefix.startswith("~"):
         raise UnsafePathError(

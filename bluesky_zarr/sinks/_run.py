@@ -455,8 +455,10 @@ class RunSink(ABC, Generic[StreamT]):
             )
         if descriptor in self._skipped:  # none of its keys is written by this format
             return
-        if stream is None:
-            self.errors.append(f"{where}: {reason} and names no descriptor of the run: it was not written")
+        if stream is None:  # no stream to keep its readings in: the run ends partial, and says why
+            lost = f"{where}: {reason}, so it belongs to no stream of the run: it was not written"
+            logger.warning("%s; the run ends partial", lost)
+            self.note_lost(lost)
             return
         keys = self._keys.get(str(descriptor))
         readings = dict(data) if isinstance(data, Mapping) else {}

@@ -34,6 +34,7 @@ from .._documents import (
     StreamResource,
     UnreadReading,
 )
+from .._encoding import dumps
 from .._errors import DocumentError
 from ..sinks import OnError, RunSink
 from ._detector_files import DetectorFiles
@@ -66,7 +67,7 @@ class RunFanOut:
 
     __slots__ = (
         "detector_files", "external", "filler", "in_files", "left_out", "next_seq_num", "refused_descriptors",
-        "sinks", "stream_names", "uid", "unhandled", "unhandled_datums", "writer",
+        "sinks", "stream_names", "streamless", "uid", "unhandled", "unhandled_datums", "writer",
     )  # fmt: skip
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
@@ -91,6 +92,8 @@ class RunFanOut:
         """descriptors that had no uid or no data keys (:meth:`refuse_descriptor`)"""
         self.left_out = 0
         """events that name a descriptor the run never declared, after it refused one"""
+        self.streamless: set[int] = set()
+        """the seq_nums of events refused for naming no descriptor: no gap in any stream"""
 
     def send(self, name: str, doc: Any) -> None:
         for label, sink in self.sinks:
@@ -226,6 +229,13 @@ class RunFanOut:
         """An event or page that cannot be written: each format keeps its readings in the quarantine."""
         self.call(name, lambda sink: sink.refuse(name, doc, why))
 
+    def refuse_streamless(self, name: str, doc: Any) -> None:
+        """An event or page that names no descriptor: refused, and its seq_nums are no gap (it came)."""
+        ref = doc.get("descriptor")
+        seq_nums = _listed(doc.get("seq_num")) if name == "event_page" else [doc.get("seq_num")]
+        self.streamless.update(int(s) for s in seq_nums if isinstance(s, numbers.Integral))
+        self.refuse(name, doc, "has no 'descriptor'" if ref is None else f"has 'descriptor' {ref!r:.40}")
+
     def sequence(self, descriptor: str, seq_nums: Sequence[Any]) -> None:
         """Find events lost before they reached the writer: a gap in their stream's ``seq_num``.
 
@@ -245,11 +255,21 @@ class RunFanOut:
                 continue
             seq_num = int(value)
             if seq_num > expected:
-                missing.append((expected, seq_num - 1))
+                missing.extend(self._unexcused(expected, seq_num - 1))
             expected = max(expected, seq_num + 1)
         self.next_seq_num[stream] = expected
         if missing:
             self.gap(stream, missing)
+
+    def _unexcused(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The seq_nums ``first`` to ``last`` as ranges, without those of :attr:`streamless` events."""
+        excused = sorted(n for n in self.streamless if first <= n <= last)
+        ranges = []
+        for n in [*excused, last + 1]:
+            if n > first:
+                ranges.append((first, n - 1))
+            first = n + 1
+        return ranges
 
     def gap(self, stream: str, missing: list[tuple[int, int]]) -> None:
         count = sum(last - first + 1 for first, last in missing)
@@ -273,8 +293,8 @@ class RunFanOut:
         counted: Any = doc.get("num_events") or {}
         for stream, expected in self.next_seq_num.items():  # streams with events: a stream of
             total = counted.get(stream)  # detector files only counts frames, not events
-            if isinstance(total, int) and total >= expected:
-                self.gap(stream, [(expected, total)])
+            if isinstance(total, int) and total >= expected and (missing := self._unexcused(expected, total)):
+                self.gap(stream, missing)
         self.send("stop", doc)
 
     def send_merged(self, page: EventPage, name: str, parts: Sequence[Event] | Sequence[EventPage]) -> None:
@@ -376,6 +396,13 @@ class Router:
         uid = str(doc["uid"])
         if uid in self.runs:
             raise DocumentError(f"run {uid}: a second start document with the same uid; it was ignored")
+        large = _large_metadata(doc)
+        if large:
+            logger.warning(
+                "run %s: its start document holds %s; it is stored with the run's metadata in every format "
+                "(and read by every reader that opens the run): keep large data in a stream, not in metadata",
+                uid, large,
+            )  # fmt: skip
         run = self.runs[uid] = self.writer.open_run(uid, doc)
         run.send("start", doc)
 
@@ -442,6 +469,11 @@ class Router:
 
     def events(self, name: str, docs: Sequence[Any]) -> None:
         """Consecutive events, or event pages, of one descriptor."""
+        if not isinstance(docs[0].get("descriptor"), str) and len(self.runs) == 1:
+            (only,) = self.runs.values()  # no descriptor: no stream, but the run is the one open
+            for doc in docs:
+                only.refuse_streamless(name, doc)
+            return
         run = self._run_of(docs[0], "descriptor", self.by_descriptor, name, len(docs))
         if run is None:
             return
@@ -512,3 +544,17 @@ class Router:
         for table in (self.by_descriptor, self.by_resource, self.by_stream_resource):
             for key in [k for k, v in table.items() if v is run]:
                 del table[key]
+
+
+LARGE_START = 1024**2
+"""A start document larger than this (as JSON) is warned of: metadata is read whole by every reader."""
+
+
+def _large_metadata(doc: Mapping[str, Any]) -> str:
+    """What makes a start document larger than :data:`LARGE_START`, or ``""``."""
+    sizes = {key: len(dumps(value)) for key, value in doc.items()}
+    total = sum(sizes.values())
+    if total <= LARGE_START:
+        return ""
+    key, size = max(sizes.items(), key=lambda item: item[1])
+    return f"{total / 1e6:.1f} MB of JSON ({size / 1e6:.1f} MB of it in {key!r})"

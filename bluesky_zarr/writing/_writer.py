@@ -26,7 +26,7 @@ from typing import IO, Any, Literal, TypedDict
 
 from .._documents import RunStart
 from .._errors import BlueskyZarrError, ConfigurationError, DocumentError, StoreExistsError, WriteError
-from .._naming import render_file_prefix
+from .._naming import check_template, render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
 from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
@@ -193,6 +193,7 @@ class Writer:
             raise ConfigurationError(f"overflow must be 'block' or 'discard_oldest', not {overflow!r}")
         if on_error not in ("quarantine", "raise"):
             raise ConfigurationError(f"on_error must be 'quarantine' or 'raise', not {on_error!r}")
+        check_template(file_prefix)
         self.formats = resolve_formats(formats)
         self.target = open_storage(directory, storage_options)
         self.directory = self.target.artifact()

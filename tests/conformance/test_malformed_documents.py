@@ -236,3 +236,20 @@ def test_any_stream_with_malformed_pages_keeps_every_other_event(fmt, spec, seed
             assert len(info.quarantined) == 1 and why in info.quarantined[0], info.quarantined
         kept = [e for e in evs if e["seq_num"] not in lost]
         assert_holds(fmt.readings(Path(tmp), "run"), kept, list(spec["keys"]))
+
+
+def test_an_event_without_a_descriptor_is_named_and_the_rest_of_the_run_is_kept(tmp_path, fmt, caplog):
+    docs = scalar_run()
+    broken = docs[2 + 9][1]  # seq_num 10
+    expected = [e for e in events(docs) if e is not broken]
+    del broken["descriptor"]
+    assert write(fmt, tmp_path, docs) == []  # the scan goes on
+    info = fmt.info(tmp_path, "run")
+    uid = docs[0][1]["uid"]
+    said = (
+        f"run {uid}: the event with seq_num 10 has no 'descriptor', so it belongs to no stream of the run: "
+        "it was not written"
+    )
+    assert info.status == "partial" and said in info.errors, info
+    assert said in caplog.text and "never received" not in caplog.text and "never reached" not in caplog.text
+    assert_holds(fmt.readings(tmp_path, "run"), expected, ["det"])
