@@ -25,6 +25,21 @@ class BlueskyZarrError(Exception):
     """The root of every error raised by bluesky-zarr."""
 
 
+def said_by(err: BaseException, who: str) -> None:
+    """Put ``who`` (the writer, and the format that met ``err``: ``"ZarrWriter (zarr)"``) before
+    its message, unless it begins with it already.
+
+    A RunEngine records the message of what a callback raised as the ``reason`` of the run's stop
+    document; so the reason names the writer and format, not only the path.
+    """
+    if isinstance(err, OSError) and err.strerror and len(err.args) == 2:
+        if not err.strerror.startswith(who):  # said in a writer process, and pickled: it says so
+            err.strerror = f"{who}: {err.strerror}"
+            err.args = (err.errno, err.strerror)  # what a pickled copy is made of
+    elif err.args and isinstance(err.args[0], str) and not err.args[0].startswith(who):
+        err.args = (f"{who}: {err.args[0]}", *err.args[1:])
+
+
 class ConfigurationError(BlueskyZarrError, ValueError):
     """A writer was asked for something it cannot do (a chunk shape that does not fit, an unknown codec).
 

@@ -15,6 +15,8 @@ object-store implementation fits it as well as a file system:
   object store cannot, and says so with :attr:`Storage.knows_writers`).
 - :meth:`Storage.local_file` is the root as a local file, for a library that must write a file
   itself (h5py); only local storage has one.
+- :meth:`Storage.check_writable` and :meth:`Storage.free_bytes` say at a run's start whether it
+  can be written there, and how much fits.
 - :meth:`Storage.sync` makes everything written so far durable. ``put(..., durable=True)`` and
   :meth:`Storage.writer` objects are durable when they return; the rest at the next ``sync``
   (every run syncs at its ``stop``).
@@ -174,6 +176,16 @@ class Storage(ABC):
 
     def lock_holder(self, name: str) -> str | None:
         """Which live writer holds the output under ``name`` (for messages), or ``None``."""
+        return None
+
+    def check_writable(self) -> None:
+        """Raise a :class:`~bluesky_zarr.WriteError` that names the root if nothing can be written
+        there now (a read-only file system, no permission), before a run writes anything. The base
+        checks nothing (an object store answers at the first put)."""
+        return None
+
+    def free_bytes(self) -> int | None:
+        """The bytes free where the root is, or ``None`` where that is unbounded or unknown."""
         return None
 
     @abstractmethod

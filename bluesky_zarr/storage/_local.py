@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -350,6 +351,26 @@ class LocalStorage(Storage):
         finally:
             os.close(fd)  # closing lets go of a lock we got: the writer that made it is gone
         return None
+
+    # --- room to write ----------------------------------------------------------------------------
+
+    def _nearest_folder(self) -> Path:
+        """The folder a run's first file would be made in, or its nearest ancestor that exists."""
+        folder = self.root if self.root.is_dir() else self.root.parent
+        while not folder.is_dir() and folder != folder.parent:
+            folder = folder.parent
+        return folder
+
+    def check_writable(self) -> None:
+        probe = self._nearest_folder() / f".bluesky-zarr-probe-{os.getpid()}-{threading.get_ident()}"
+        with _wrapped(self.root):  # a read-only mount, a folder without write permission
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(probe)
+
+    def free_bytes(self) -> int:
+        with _wrapped(self.root, "check the free space of"):
+            stat = os.statvfs(self._nearest_folder())
+        return stat.f_bavail * stat.f_frsize
 
     # --- growing objects and durability -----------------------------------------------------------
 

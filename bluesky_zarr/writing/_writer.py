@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypedDict
 
 from .._documents import RunStart
-from .._errors import BlueskyZarrError, ConfigurationError, DocumentError, StoreExistsError, WriteError
+from .._errors import (
+    BlueskyZarrError,
+    ConfigurationError,
+    DocumentError,
+    StoreExistsError,
+    WriteError,
+    said_by,
+)
 from .._naming import check_template, render_file_prefix
 from ..sinks import Format, OnError, RunSink, resolve_formats
 from ..storage import Storage, Target, open_storage
@@ -36,6 +43,7 @@ from ._process import CLAIMS, Overflow, ProcessWorker
 from ._progress import ProgressDisplay
 from ._router import Router, RunFanOut
 from ._signals import finish_on_sigterm
+from ._space import LowSpace, SpaceCheck
 
 __all__ = ["Worker", "Writer", "WriterOptions"]
 
@@ -58,6 +66,7 @@ class WriterOptions(TypedDict, total=False):
     frame_timeout: float
     storage_options: Mapping[str, Any] | None
     progress: bool | IO[str]
+    low_space: LowSpace
     worker: Worker
     ring_bytes: int
     overflow: Overflow
@@ -142,6 +151,12 @@ class Writer:
         wait for room, nothing is lost; ``"discard_oldest"`` drops the oldest events waiting (never
         a start, descriptor or stop), counts them, warns at ``stop`` and records them in the run's
         ``errors``; the run ends ``partial``.
+    low_space
+        What a run does whose first descriptor, times the start document's ``num_points``, needs
+        more bytes (uncompressed) than its file system has free: ``"warn"`` (the default: a warning
+        on the ``bluesky_zarr`` logger, and the scan goes on, since compression may make it fit)
+        or ``"refuse"`` (a :class:`~bluesky_zarr.WriteError`, ``ENOSPC``, stops the run before its
+        first event is written).
 
     Attributes
     ----------
@@ -182,6 +197,7 @@ class Writer:
         worker: Worker = "thread",
         ring_bytes: int = 2**30,
         overflow: Overflow = "block",
+        low_space: LowSpace = "warn",
     ) -> None:
         if buffer_bytes <= 0 or flush_interval <= 0 or frame_timeout < 0 or ring_bytes <= 0:
             raise ConfigurationError(
@@ -201,8 +217,9 @@ class Writer:
             "file_prefix": file_prefix, "overwrite": overwrite, "handler_registry": handler_registry,
             "buffer_bytes": buffer_bytes, "flush_interval": flush_interval, "on_error": on_error,
             "frame_timeout": frame_timeout, "progress": progress is True, "worker": worker,
-            "ring_bytes": ring_bytes, "overflow": overflow,
+            "ring_bytes": ring_bytes, "overflow": overflow, "low_space": low_space,
         }  # fmt: skip
+        self._space = SpaceCheck(low_space)
         self.file_prefix = file_prefix
         self.overwrite = overwrite
         self.handler_registry: dict[str, Callable[..., Any]] = {
@@ -301,6 +318,13 @@ class Writer:
 
         The document is taken even so: the formats that work go on writing it.
         """
+        try:
+            return self._take(name, doc)
+        except BlueskyZarrError as err:
+            said_by(err, type(self).__name__)
+            raise
+
+    def _take(self, name: str, doc: Any) -> tuple[str, Any]:
         if self._closed:
             raise BlueskyZarrError(f"{self!r} is closed; create a new writer for more runs")
         if not isinstance(doc, Mapping):
@@ -323,12 +347,20 @@ class Writer:
             except BlueskyZarrError:
                 self._refused.add(uid)
                 raise
+            if not claims:  # another writer of this process writes every output of the run
+                self._refused.add(uid)
+                return name, doc
             self._open.add(uid)
+            self._space.start(uid, doc, list(claims.values()))
             self._run_raised_from = len(self._raised_in_scan)
             if self._process is not None:  # the writer process writes where this process decided
                 self._process.put(CLAIMS, (uid, claims), 0)
         elif self._refused and self._is_refused(name, doc):
             return name, doc
+        elif name == "descriptor":
+            taken = self._accept(name, doc)
+            self._space.descriptor(doc)  # with low_space="refuse", a run too large stops here
+            return taken
         return self._accept(name, doc)
 
     def _accept(self, name: str, doc: Any) -> tuple[str, Any]:
@@ -378,8 +410,9 @@ class Writer:
             del self._raised_in_scan[self._run_raised_from :]
         uid = doc.get("run_start")
         if uid is None and len(self._open) == 1:
-            self._open.clear()
+            uid = next(iter(self._open))
         self._open.discard(str(uid))
+        self._space.stop(str(uid))
 
     def _is_refused(self, name: str, doc: Any) -> bool:
         if name == "descriptor" and doc.get("run_start") in self._refused:
@@ -390,29 +423,61 @@ class Writer:
         return doc.get("run_start") in self._refused
 
     def _claim(self, start: Mapping[str, Any]) -> dict[str, Storage]:
+        """Decide where each format writes the run, in the caller's thread: a name taken, an
+        output that exists or cannot be written is an error before anything is written. An output
+        that another writer of this process writes for the same run (a writer subscribed twice) is
+        left to it, warned."""
         uid = str(start.get("uid"))
         prefix = render_file_prefix(self.file_prefix, start)
         claims: dict[str, Storage] = {}
         for fmt in self.formats:
-            output = fmt.output_path(self.target, prefix)
-            taken = (fmt.label, output.location) in self._taken
-            existing = output.location if taken else (None if self.overwrite else fmt.existing_output(output))
-            if existing is not None and uid in self._claimed:
-                raise StoreExistsError(
-                    f"run {uid}: its start document came again after its stop; this writer wrote the run "
-                    f"already, to {existing}, and leaves this copy of it out"
-                )
-            if existing is not None:
-                how = " (written by this writer for another run)" if taken else ""
-                raise StoreExistsError(
-                    f"run {uid}: {existing} exists already{how}; "
-                    "nothing was written. Choose a file_prefix that differs between runs (the default "
-                    "'{start[uid]}' does), or pass overwrite=True to replace it"
-                )
-            claims[fmt.label] = output
+            try:
+                output = self._claim_one(fmt, uid, prefix)
+            except BlueskyZarrError as err:
+                said_by(err, f"{type(self).__name__} ({fmt.label})")
+                raise
+            if output is not None:
+                claims[fmt.label] = output
+        for label, output in claims.items():
+            try:
+                output.check_writable()
+            except BlueskyZarrError as err:
+                said_by(err, f"{type(self).__name__} ({label})")
+                err.add_note(f"run {uid}: nothing was written; choose a directory this process can write to")
+                raise
+        with _WRITING_HERE_LOCK:
+            for label, output in claims.items():
+                _WRITING_HERE[label, output.location] = (weakref.ref(self), uid)
         self._claimed[uid] = claims
         self._taken.update((label, output.location) for label, output in claims.items())
         return claims
+
+    def _claim_one(self, fmt: Format, uid: str, prefix: str) -> Storage | None:
+        """Where ``fmt`` writes run ``uid``; ``None`` if another writer of this process writes it."""
+        output = fmt.output_path(self.target, prefix)
+        other = _writing_here(fmt.label, output.location, uid, self)
+        if other is not None:
+            logger.warning(
+                "run %s: %s writes the run's %s output %s already (a writer subscribed twice, or two "
+                "with the same directory and format?); this %s leaves it to that writer",
+                uid, type(other).__name__, fmt.label, output.location, type(self).__name__,
+            )  # fmt: skip
+            return None
+        taken = (fmt.label, output.location) in self._taken
+        existing = output.location if taken else (None if self.overwrite else fmt.existing_output(output))
+        if existing is not None and uid in self._claimed:
+            raise StoreExistsError(
+                f"run {uid}: its start document came again after its stop; this writer wrote the run "
+                f"already, to {existing}, and leaves this copy of it out"
+            )
+        if existing is not None:
+            how = " (written by this writer for another run)" if taken else ""
+            raise StoreExistsError(
+                f"run {uid}: {existing} exists already{how}; "
+                "nothing was written. Choose a file_prefix that differs between runs (the default "
+                "'{start[uid]}' does), or pass overwrite=True to replace it"
+            )
+        return output
 
     def take_claims(self, uid: str, claims: dict[str, Storage]) -> None:
         """Write run ``uid`` where another writer of this configuration (the acquisition side of
@@ -547,6 +612,7 @@ class Writer:
         return RunFanOut(self, uid, sinks)
 
     def record(self, err: BaseException, uid: str, name: str, label: str = "") -> None:
+        who = f"{type(self).__name__} ({label})" if label else type(self).__name__
         to = f" to {label}" if label else ""
         if not isinstance(err, BlueskyZarrError):
             wrapped: BaseException
@@ -558,11 +624,28 @@ class Writer:
             err = wrapped
         elif uid not in str(err):
             err.add_note(f"while writing the {name} document of run {uid}{to}")
+        said_by(err, who)
         self._keep_error(err)
 
     def _flush_runs(self) -> None:
         for run in list(self._router.runs.values()):
             run.call("flush", lambda sink: sink.flush())
+
+
+_WRITING_HERE: dict[tuple[str, str], tuple[weakref.ref[Writer], str]] = {}
+"""(format label, output location) -> the writer of this process that claimed it last, and for
+which run: so that a second writer subscribed to the same RunEngine leaves the output to it"""
+_WRITING_HERE_LOCK = threading.Lock()
+
+
+def _writing_here(label: str, location: str, uid: str, asking: Writer) -> Writer | None:
+    """Another open writer of this process that writes run ``uid`` to this output, or ``None``."""
+    with _WRITING_HERE_LOCK:
+        ref, run = _WRITING_HERE.get((label, location), (None, None))
+    other = ref() if ref is not None else None
+    if other is None or other is asking or other._closed or run != uid or uid not in other._open:
+        return None
+    return other
 
 
 def _rebuild(

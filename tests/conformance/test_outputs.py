@@ -3,7 +3,11 @@ and what is flushed is readable while the scan runs."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from ophyd.sim import det, motor1, motor2
 from stand_ins import FrameCounter
 
 from bluesky_zarr import BlueskyZarrError, StoreExistsError, WriteError
+from bluesky_zarr.devices import SimCamera
 
 
 def files(directory: Path) -> dict[Path, bytes]:
@@ -88,14 +93,75 @@ def chain(err: BaseException | None) -> list[BaseException]:
     return out
 
 
-def test_a_read_only_directory_is_an_error_that_names_the_path(RE, tmpfs, fmt):
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_a_read_only_directory_fails_the_run_at_its_start_naming_writer_format_and_path(
+    RE, record, tmpfs, fmt, worker
+):
+    """Checked in the RunEngine's thread when the run starts, so that the stop document says
+    ``fail`` before any event (the process worker used to find out only at the stop, which said
+    ``success``), and its reason names the writer, the format and the output."""
     target = tmpfs("read-only", "ro,size=64k")
-    RE.subscribe(fmt.writer(target, file_prefix="run"))
+    writer = fmt.writer(target, file_prefix="run", worker=worker)
+    RE.subscribe(writer)
     with pytest.raises(WriteError) as caught:
         RE(bp.count([det], 2))
+    writer.close()
     message = str(caught.value)
     assert str(fmt.output(target, "run")) in message and "Read-only file system" in message
+    assert f"{type(writer).__name__} ({writer.formats[0].label}): cannot write" in message
+    stop = next(doc for name, doc in record if name == "stop")
+    assert stop["exit_status"] == "fail" and stop["reason"] == message
+    assert [name for name, _ in record].count("event") == 0  # refused before the first reading
     assert not list(target.iterdir())
+
+
+def test_a_directory_this_process_may_not_write_fails_the_run_at_its_start(tmp_path, fmt):
+    """A writer process without write permission (a user's account, not root): a real process."""
+    target = tmp_path / "theirs"
+    target.mkdir(mode=0o755)
+    os.chown(tmp_path, 0, 0)
+    tmp_path.chmod(0o755)
+    script = f"""
+import os, sys
+sys.path[:0] = {sys.path!r}
+from bluesky import RunEngine, plans as bp
+from ophyd.sim import det
+from formats import FORMATS
+os.setgid(65534); os.setuid(65534)  # nobody, once what it runs is imported (root's home is closed)
+fmt = next(f for f in FORMATS if f.name == {fmt.name!r})
+RE = RunEngine({{}})
+stops = []
+RE.subscribe(lambda name, doc: stops.append(doc) if name == "stop" else None)
+RE.subscribe(fmt.writer({str(target)!r}, file_prefix="run"))
+try:
+    RE(bp.count([det], 2))
+except Exception as err:
+    print("raised:", err)
+print("stop:", stops[0]["exit_status"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "Permission denied" in done.stdout and "stop: fail" in done.stdout, done.stdout + done.stderr
+    assert list(target.iterdir()) == []
+
+
+def test_a_writer_subscribed_twice_leaves_the_run_to_the_first_and_the_scan_goes_on(
+    RE, record, tmp_path, fmt, caplog
+):
+    first, second = fmt.writer(tmp_path), fmt.writer(tmp_path)
+    RE.subscribe(first)
+    RE.subscribe(second)
+    (uid,) = RE(bp.count([det], 5))  # used to abort: the second found the first's output
+    written = events(record)
+    (again,) = RE(bp.count([det], 2))  # and the next run too
+    first.close()
+    second.close()
+    assert (
+        f"run {uid}: {type(first).__name__} writes the run's {first.formats[0].label} output" in caplog.text
+    )
+    assert fmt.info(tmp_path, uid).status == "success"
+    assert_holds(fmt.readings(tmp_path, uid), written, ["det"])
+    assert second.errors == [] and first.errors == []
+    assert fmt.info(tmp_path, again).status == "success"
 
 
 def test_every_flushed_reading_is_readable_while_the_scan_runs(RE, record, tmp_path, fmt):
@@ -140,3 +206,46 @@ def test_a_writer_that_joins_mid_run_reports_it_once_and_writes_the_next_run(
     second = record[first_stop + 1][1]
     assert_holds(fmt.readings(tmp_path, str(second["scan_id"])), events(record[first_stop + 1 :]), ["det"])
     assert fmt.info(tmp_path, str(second["scan_id"])).status == "success"
+
+
+def dark_camera() -> SimCamera:
+    """256 x 256 uint16 frames, 131 kB each."""
+    return SimCamera(name="cam", shape=(256, 256), read_noise=0.0, dark_current=0.0, exposure_time=0.001)
+
+
+def test_a_run_announced_larger_than_the_free_space_is_warned_of_before_its_first_event(
+    RE, record, tmpfs, fmt, caplog
+):
+    target = tmpfs("small", "size=8m")
+    writer = fmt.writer(target, file_prefix="run")
+    RE.subscribe(writer)
+    seen_at_first_event = []
+    RE.subscribe(lambda name, doc: seen_at_first_event.append(caplog.text) if name == "event" else None)
+    RE(bp.count([dark_camera()], 5, md={"num_points": 100}))  # announced: 13 MB; written: 0.7 MB
+    writer.close()
+    warned = re.compile(
+        r"run \S+: stream 'primary' needs about 13\.1 MB \(100 events of 131\.\d kB, uncompressed, in 1 "
+        rf"output\(s\)\) and {re.escape(str(fmt.output(target, 'run')))} has 8\.\d MB free; compression may "
+        r"make it fit, so the scan goes on"
+    )
+    assert warned.search(seen_at_first_event[0]), caplog.text
+    assert fmt.info(target, "run").status == "success"
+
+
+def test_with_low_space_refuse_such_a_run_stops_before_its_first_event(RE, record, tmpfs, fmt):
+    target = tmpfs("small", "size=8m")
+    writer = fmt.writer(target, low_space="refuse")
+    RE.subscribe(writer)
+    with pytest.raises(
+        WriteError, match=r"needs about 13\.1 MB .* the run was stopped before its first event"
+    ) as caught:
+        RE(bp.count([dark_camera()], 100))
+    assert caught.value.errno == errno.ENOSPC
+    assert f"{type(writer).__name__}: run " in str(caught.value)
+    assert [name for name, _ in record].count("event") == 0
+    stop = next(doc for name, doc in record if name == "stop")
+    assert stop["exit_status"] == "fail" and "needs about 13.1 MB" in stop["reason"]
+    assert fmt.info(target, stop["run_start"]).status == "fail"  # the store says so too
+    (uid,) = RE(bp.count([det], 2))  # a run that fits is written
+    writer.close()
+    assert fmt.info(target, uid).status == "success"

@@ -1,0 +1,117 @@
+"""Whether a run fits where it goes: the free space against what its descriptors announce.
+
+A scan that cannot fit fails when the disk fills, after hours of a beamtime maybe. The start
+document says how many points a plan will take (``num_points``), and each descriptor how large
+one event of its stream is (``shape`` and dtype of every data key); so at the first descriptor of
+a stream, in the caller's thread, the writer knows about how many bytes the run will need,
+uncompressed, and compares them with the free space of the file system it writes to. What it does
+then is the writer's ``low_space`` option: ``"warn"`` (the default: compression may make the run
+fit, so the scan goes on, warned) or ``"refuse"`` (the scan is stopped at once, before its first
+event is written).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from .._errors import ConfigurationError, WriteError
+from ..storage import Storage
+
+__all__ = ["LowSpace", "SpaceCheck", "event_nbytes"]
+
+logger = logging.getLogger("bluesky_zarr")
+
+LowSpace = Literal["warn", "refuse"]
+
+_ITEMSIZE = {"number": 8, "integer": 8, "boolean": 1, "string": 16}
+"""Bytes per element of a JSON-schema dtype when a data key has no ``dtype_numpy``."""
+
+
+def event_nbytes(data_keys: Mapping[str, Any]) -> int:
+    """About how many bytes one event of a descriptor with these data keys holds, uncompressed."""
+    total = 0
+    for key in data_keys.values():
+        if not isinstance(key, Mapping):
+            continue
+        try:
+            itemsize = np.dtype(key["dtype_numpy"]).itemsize
+        except (KeyError, TypeError, ValueError):
+            itemsize = _ITEMSIZE.get(str(key.get("dtype")), 8)
+        shape = key.get("shape") or []
+        try:
+            total += itemsize * math.prod(int(n) for n in shape if n is not None)
+        except (TypeError, ValueError):
+            total += itemsize
+    return total
+
+
+class SpaceCheck:
+    """Estimates each run's size from its descriptors and compares it with the free space."""
+
+    def __init__(self, low_space: LowSpace) -> None:
+        if low_space not in ("warn", "refuse"):
+            raise ConfigurationError(f"low_space must be 'warn' or 'refuse', not {low_space!r}")
+        self.low_space = low_space
+        self._runs: dict[str, tuple[int, list[Storage]]] = {}
+        """run uid -> its planned number of points, and its outputs that know their free space"""
+        self._needed: dict[str, int] = {}
+        """run uid -> the bytes its streams need so far"""
+        self._streams: set[tuple[str, str]] = set()
+        """(run uid, stream name) estimated already"""
+
+    def start(self, uid: str, start: Mapping[str, Any], outputs: list[Storage]) -> None:
+        points = start.get("num_points")
+        if isinstance(points, int) and points > 0:
+            self._runs[uid] = (points, outputs)
+
+    def descriptor(self, doc: Mapping[str, Any]) -> None:
+        """Check the run again with one more stream; raises with ``low_space="refuse"``."""
+        uid = str(doc.get("run_start"))
+        run = self._runs.get(uid)
+        stream = str(doc.get("name", "primary"))
+        if run is None or stream != "primary" or (uid, stream) in self._streams:
+            return  # other streams (a baseline: two readings) are small beside the one the plan counts
+        self._streams.add((uid, stream))
+        points, outputs = run
+        per_event = event_nbytes(doc.get("data_keys") or {})
+        needed = self._needed[uid] = self._needed.get(uid, 0) + per_event * points * len(outputs)
+        for output in outputs:
+            free = output.free_bytes()
+            if free is None or needed <= free:
+                continue
+            message = (
+                f"run {uid}: stream {stream!r} needs about {_size(needed)} ({points} events of "
+                f"{_size(per_event)}, uncompressed, in {len(outputs)} output(s)) and {output.location} has "
+                f"{_size(free)} free"
+            )
+            if self.low_space == "refuse":
+                raise WriteError(
+                    errno.ENOSPC,
+                    f"{message}; the run was stopped before its first event was written "
+                    "(low_space='refuse'). Free space, or write to another directory",
+                )
+            logger.warning(
+                "%s; compression may make it fit, so the scan goes on. Free space, or pass "
+                "low_space='refuse' to stop such a run before it starts",
+                message,
+            )
+            return
+
+    def stop(self, uid: str) -> None:
+        self._runs.pop(uid, None)
+        self._needed.pop(uid, None)
+        self._streams = {s for s in self._streams if s[0] != uid}
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} TB"
