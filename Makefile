@@ -22,7 +22,7 @@ PYTHON313 := $(shell \
 	|| command -v python3.13)
 endif
 
-.PHONY: demo test suite lint bench clean check-python313
+.PHONY: demo test suite lint bench clean check-python313 tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,15 @@ lint: $(VENV)/.installed-test
 suite: lint
 	$(BIN)/python -m pytest
 
-test: check-python313
+# The fault tests fail real syscalls of a real process (an EIO at an fsync) with strace: installed
+# from Debian when it is missing and we may (root); without it those tests are skipped, and say so.
+tools:
+	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q strace >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; }; }; } || \
+	  echo "make test: strace is missing (install it, as root: apt-get install strace); the tests that fail syscalls are skipped"
+
+test: check-python313 tools
 	$(MAKE) --no-print-directory suite VENV=$(VENV) PYTHON=$(PYTHON)
 	$(MAKE) --no-print-directory suite VENV=$(VENV313) PYTHON=$(PYTHON313)
 

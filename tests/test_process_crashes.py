@@ -67,8 +67,10 @@ def test_writer_process_killed_the_next_document_raises_in_the_scan(
         said = proc.stdout.read()
         assert proc.wait(timeout=60) == 0
     said, again = said.splitlines()
-    assert again.startswith(f"raised WriterProcessError the writer process (pid {pid}) is gone"), again
-    assert said.startswith(f"raised WriterProcessError the writer process (pid {pid})"), said
+    assert again.startswith(
+        f"raised WriterProcessError ZarrWriter: the writer process (pid {pid}) is gone"
+    ), again
+    assert said.startswith(f"raised WriterProcessError ZarrWriter: the writer process (pid {pid})"), said
     store = tmp_path / "crash.zarr"
     assert str(store) in said
     assert gone(int(pid))

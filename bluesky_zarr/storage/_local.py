@@ -147,6 +147,8 @@ class LocalStorage(Storage):
         """folders known to exist"""
         self._unsynced: set[Path] = set()
         """files (and folders) written since the last sync"""
+        self._failed: set[Path] = set()
+        """files (and folders) whose fsync failed: never fsynced again"""
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -378,9 +380,20 @@ class LocalStorage(Storage):
         return _LocalGrowing(self, key, hidden=hidden, reopen=reopen)
 
     def sync(self) -> None:
-        """fsync every file written since the last sync, then the folders that hold them."""
-        pending, self._unsynced = self._unsynced, set()
+        """fsync every file written since the last sync, then the folders that hold them.
+
+        An fsync that fails is raised (after the others were tried), and that file is never
+        fsynced again: after a failed fsync the kernel may have dropped the dirty pages and marked
+        them clean, so a second fsync would report success for data that is not on disk."""
+        pending, self._unsynced = self._unsynced - self._failed, set()
+        first: WriteError | None = None
         for path in sorted(pending, key=lambda p: (p.is_dir(), -len(p.parts))):
             # a file replaced or removed since is gone from its folder, which is synced
-            with _wrapped(path, "sync"), contextlib.suppress(FileNotFoundError):
-                _fsync(path)
+            try:
+                with _wrapped(path, "sync"), contextlib.suppress(FileNotFoundError):
+                    _fsync(path)
+            except WriteError as err:
+                self._failed.add(path)
+                first = first or err
+        if first is not None:
+            raise first

@@ -144,12 +144,24 @@ class _Parts:
         self.options = options
         self.count = 0
         self.uncombined: list[str] = []
-        self._write(layout.schema().empty_table(), metadata)  # part 0: the schema, no rows
+        self._deferred: WriteError | None = None
+        self._write_schema(layout, metadata)  # part 0: the schema, no rows
+
+    def _write_schema(self, layout: TableLayout, metadata: dict[str, str]) -> None:
+        """A part with the schema and no rows, so that readers see the columns at once.
+
+        If it cannot be written (an ``EIO`` at its fsync), no row is lost with it: every part of
+        rows carries the schema too, and its error is raised once the next batch is written (the
+        error says so: ``batch_written``), so that the run fails and its stream goes on."""
+        try:
+            self._write(layout.schema().empty_table(), metadata)
+        except WriteError as err:
+            self._deferred = self._deferred or err
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if self.count == 1:  # nothing but the schema so far: let the next part carry the new one
             self.count = 0
-        self._write(layout.schema().empty_table(), metadata)
+        self._write_schema(layout, metadata)
 
     def write(self, batch: pa.RecordBatch, metadata: dict[str, str]) -> None:
         self.uncombined.append(self._write(pa.Table.from_batches([batch]), metadata))
@@ -160,6 +172,10 @@ class _Parts:
             with contextlib.suppress(Exception):
                 if sum(self.storage.size(p) for p in parts) < COMBINE_BYTES:
                     combine_parts(self.storage, self.folder, parts, metadata, self.options)
+        if self._deferred is not None:
+            err, self._deferred = self._deferred, None
+            err.batch_written = True  # type: ignore[attr-defined]
+            raise err
 
     def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> str:
         key = f"{self.folder}/part-{self.count:06d}.parquet"

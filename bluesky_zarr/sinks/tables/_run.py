@@ -145,8 +145,10 @@ class TableStream:
                 try:
                     self.output.write(batch, metadata)
                 except Exception as err:
-                    if self.output.retry_failed_batches:
-                        self.failed = batches[i:]
+                    if self.output.retry_failed_batches:  # the batch is written when the error says so
+                        self.failed = (
+                            batches[i + 1 :] if getattr(err, "batch_written", False) else batches[i:]
+                        )
                     if errors:
                         err.add_note(f"and {len(errors)} event(s) did not convert: {errors[0]}")
                     raise
