@@ -9,19 +9,24 @@ Parquet file, a *part*, written beside its final name and renamed into place::
     <prefix>/primary.parquet.parts/part-000001.parquet     the first batch of rows
     ...
 
-So a reader sees every flushed row while the scan runs (``pl.scan_parquet(".../*.parquet")``),
-and a crash, a full disk or a killed process loses only the rows not yet flushed. At ``stop``
-(or when the writer closes, for runs without one) the parts are merged into
-``<prefix>/primary.parquet``, whose schema metadata holds the start, descriptor(s) and stop
-documents, and the parts are deleted. A run left behind by a killed process is finished with
-:func:`~bluesky_zarr.finalize` (or :func:`finalize_parquet`).
+So a reader sees every flushed row while the scan runs (the parts that
+:func:`~bluesky_zarr.live_parquet_parts` lists), and a crash, a full disk or a killed process
+loses only the rows not yet flushed. At ``stop`` (or when the writer closes, for runs without
+one) the parts are merged into ``<prefix>/primary.parquet``, whose schema metadata holds the
+start, descriptor(s) and stop documents, and the parts are deleted. A run left behind by a
+killed process is finished with :func:`~bluesky_zarr.finalize` (or :func:`finalize_parquet`).
+
+The documents are large (a start document with a sample's notes is tens of kilobytes, and
+pyarrow writes schema metadata twice in a footer), so only the *schema parts*, those without
+rows written at each descriptor, hold them; a data part's metadata holds what changes as the run
+goes (``status``, ``errors``, ...) and ``schema_part``, the name of the schema part whose
+documents it goes with.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..._errors import ConfigurationError, RunNotFoundError, WriteError
+from ..._naming import SCHEMA_PART, live_part_names
 from ...storage import LocalStorage, Storage
 from .._format import Finalized, finalized_by
 from ._layout import TableLayout
@@ -46,6 +52,8 @@ COMBINE_EVERY = 64
 """Small parts are combined into one every this many."""
 COMBINE_BYTES = 64 * 1024**2
 """... unless they hold this many bytes already (then they are big enough as they are)."""
+_CHANGING = ("bluesky_zarr", "stream", "status", "stop", "errors", "quarantined", "gaps")
+"""The schema metadata a data part holds (with ``schema_part``): what changes while the run goes on."""
 ROW_GROUP_ROWS = 128 * 1024
 ROW_GROUP_BYTES = 128 * 1024**2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
@@ -123,9 +131,8 @@ class _Parts:
 
     Every ``COMBINE_EVERY`` small parts (a slow scan flushes a few rows a second) are combined
     into one, ``part-<first>-<last>.parquet``, so a long run does not leave tens of thousands of
-    files to merge at its stop. The combined part is written under a hidden name, the parts it
-    holds are deleted, and then it is renamed into place: a reader never sees a row twice (it may
-    miss those rows for that moment), and after a crash :func:`live_parts` tells which to use.
+    files to merge at its stop (see :func:`combine_parts`). Schema parts are never combined: the
+    parts of a combination all come after the last schema part.
     """
 
     retry_failed_batches = True
@@ -144,22 +151,25 @@ class _Parts:
         self.options = options
         self.count = 0
         self.uncombined: list[str] = []
-        self._write(layout.schema().empty_table(), metadata)  # part 0: the schema, no rows
+        self.schema_part = self._write(layout.schema().empty_table(), metadata)  # part 0: no rows
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if self.count == 1:  # nothing but the schema so far: let the next part carry the new one
             self.count = 0
-        self._write(layout.schema().empty_table(), metadata)
+        self.uncombined = []  # a combination never holds a schema part (its range would hide it)
+        self.schema_part = self._write(layout.schema().empty_table(), metadata)
 
     def write(self, batch: pa.RecordBatch, metadata: dict[str, str]) -> None:
-        self.uncombined.append(self._write(pa.Table.from_batches([batch]), metadata))
+        small = {k: metadata[k] for k in _CHANGING if k in metadata}
+        small[SCHEMA_PART] = json.dumps(self.schema_part.rsplit("/", 1)[-1])
+        self.uncombined.append(self._write(pa.Table.from_batches([batch]), small))
         if len(self.uncombined) >= COMBINE_EVERY:
             parts, self.uncombined = self.uncombined, []
             # an optimisation only: if it fails (a full disk), the parts stay as they are, and the
             # batch, written already, must not be reported as failed (it would be written twice)
             with contextlib.suppress(Exception):
                 if sum(self.storage.size(p) for p in parts) < COMBINE_BYTES:
-                    combine_parts(self.storage, self.folder, parts, metadata, self.options)
+                    combine_parts(self.storage, self.folder, parts, small, self.options)
 
     def _write(self, table: pa.Table, metadata: Mapping[str, str]) -> str:
         key = f"{self.folder}/part-{self.count:06d}.parquet"
@@ -192,44 +202,33 @@ class _Parts:
         )
 
 
-_PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")
-
-
 def live_parts(storage: Storage, folder: str) -> list[str]:
-    """The parts that hold a stream's rows, in order: combined parts replace the parts they hold.
-
-    A crash while parts were being combined can leave the combined part under its hidden name
-    (``.combined-<first>-<last>.parquet``) and some of the parts it holds: it is used, they are not.
-    """
-    singles: list[tuple[int, str]] = []
-    combined: list[tuple[int, int, str]] = []
-    for name in storage.list(folder):
-        found = _PART.match(name)
-        if found is None:
-            continue
-        key = f"{folder}/{name}"
-        if found.group(2) is None:
-            singles.append((int(found.group(1)), key))
-        else:
-            combined.append((int(found.group(1)), int(found.group(2)), key))
-    kept = [(n, n, k) for n, k in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
-    return [k for _, _, k in sorted(kept + combined, key=lambda r: r[:2])]
+    """The parts that hold a stream's rows, in order: combined parts replace the parts they hold
+    (:func:`~bluesky_zarr._naming.live_part_names`)."""
+    return [f"{folder}/{name}" for name in live_part_names(storage.list(folder))]
 
 
 def combine_parts(
     storage: Storage, folder: str, parts: list[str], metadata: Mapping[str, str], options: Mapping[str, Any]
 ) -> str:
-    """Combine consecutive parts into one, ``part-<first>-<last>.parquet`` (see :class:`_Parts`)."""
-    first, last = (_PART.match(parts[i].rsplit("/", 1)[-1]) for i in (0, -1))
-    assert first is not None and last is not None  # the parts of _Parts.write
-    name = f"{first.group(1)}-{last.group(1)}"
-    hidden = f"{folder}/.combined-{name}.parquet"
-    _write_merged(storage, parts, hidden, metadata, options)
+    """Combine consecutive parts into one, ``part-<first>-<last>.parquet``, and delete them.
+
+    The combined part is written under a temporary name that no ``*.parquet`` glob matches
+    (``.part-<first>-<last>.parquet.partial``) and renamed into place whole; only then are the
+    parts it holds deleted. Every listing of the folder, at any moment and after a crash at any
+    point, holds every row in the parts that :func:`live_parts` picks from it. A plain glob over
+    the folder does not: between the rename and the last delete (and after a crash there) it
+    holds the combined rows twice.
+    """
+    first, last = (
+        parts[i].rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet") for i in (0, -1)
+    )
+    combined = f"{folder}/part-{first}-{last}.parquet"
+    _write_merged(storage, parts, combined, metadata, options)
+    storage.sync()  # the combined part is named durably before the parts it holds go
     for part in parts:
         storage.delete(part)
-    visible = f"{folder}/part-{name}.parquet"
-    storage.rename(hidden, visible)
-    return visible
+    return combined
 
 
 def _with_statistics(schema: pa.Schema, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,19 +371,21 @@ def finalize_parquet(
 def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> Finalized:
     """Merge the parts of one stream, ``<stream>.parquet.parts``, into ``<stream>.parquet``."""
     final = folder[: -len(PARTS)]
-    for stray in storage.list(folder):
-        if stray.startswith(".") and stray.endswith(".partial"):
-            storage.delete(f"{folder}/{stray}")
     if storage.exists(final):  # the merge had finished; only removing the parts had not
         storage.delete(folder)
         return Finalized(str(storage.artifact(final)), "parquet", _status(storage, final), changed=False,
                          notes=(f"{folder}: left over from a finished merge, removed",))  # fmt: skip
+    rescued = _rescue_whole_partials(storage, folder)
     parts = live_parts(storage, folder)
-    metadata: dict[str, str] = {}
-    if parts:
-        with storage.reader(parts[-1]) as file:
-            raw = pq.read_schema(file).metadata or {}
-        metadata = {k.decode(): v.decode() for k, v in raw.items()}
+    if not parts:  # killed before even the schema part was whole: nothing says what the stream held
+        storage.delete(folder)
+        stream = final[: -len(Parquet.suffix)]
+        note = (
+            f"{folder}: no part of stream {stream!r} was whole (the writer stopped before it wrote the "
+            f"stream's schema), so no {final} was made; the folder was removed"
+        )
+        return Finalized(str(storage.artifact(folder)), "parquet", "empty", changed=False, notes=(note,))
+    metadata = _stream_metadata(storage, parts[-1])
     recorded = {}
     with contextlib.suppress(ValueError, TypeError):
         recorded = json.loads(storage.get(f"{folder}/{FINISH}") or b"{}")
@@ -397,8 +398,48 @@ def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> F
             metadata[key] = json.dumps(recorded[key])
     metadata["finalized"] = json.dumps(finalized_by())
     rows = merge_parts(storage, folder, final, metadata, options)
-    return Finalized(str(storage.artifact(final)), "parquet", status, changed=True,
-                     notes=(f"{final}: {rows} row(s) from {len(parts)} part(s)",))  # fmt: skip
+    notes = [f"{final}: {rows} row(s) from {len(parts)} part(s)"]
+    if rescued:
+        notes.append(f"{folder}: {', '.join(rescued)} written whole but not yet renamed, used")
+    return Finalized(str(storage.artifact(final)), "parquet", status, changed=True, notes=tuple(notes))
+
+
+def _rescue_whole_partials(storage: Storage, folder: str) -> list[str]:
+    """Rename into place the parts a writer killed between writing and renaming them left whole
+    (their footer reads: their rows are kept); delete the temporary files cut short. Returns the
+    names of the parts rescued."""
+    rescued = []
+    for stray in storage.list(folder):
+        if not (stray.startswith(".") and stray.endswith(".partial")):
+            continue
+        key, name = f"{folder}/{stray}", stray[1 : -len(".partial")]
+        whole = False
+        if live_part_names([name]) and not storage.exists(f"{folder}/{name}"):
+            with contextlib.suppress(Exception), storage.reader(key) as file:
+                whole = pq.read_metadata(file) is not None
+        if whole:
+            storage.rename(key, f"{folder}/{name}")
+            rescued.append(name)
+        else:
+            storage.delete(key)
+    return rescued
+
+
+def _schema_metadata(storage: Storage, key: str) -> dict[str, str]:
+    with storage.reader(key) as file:
+        raw = pq.read_schema(file).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _stream_metadata(storage: Storage, last: str) -> dict[str, str]:
+    """The schema metadata of a stream's parts: the documents of the schema part that the last part
+    names (a part of an older writer holds them itself), updated with what the last part says."""
+    metadata = _schema_metadata(storage, last)
+    schema_part = metadata.pop(SCHEMA_PART, None)
+    if schema_part is None:
+        return metadata
+    folder = last.rsplit("/", 1)[0]
+    return {**_schema_metadata(storage, f"{folder}/{json.loads(schema_part)}"), **metadata}
 
 
 def _status(storage: Storage, key: str) -> str:
