@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -39,7 +40,7 @@ from ..._errors import ConfigurationError, RunNotFoundError, WriteError
 from ..._naming import SCHEMA_PART, live_part_names
 from ...storage import LocalStorage, Storage
 from .._format import Finalized, finalized_by
-from ._layout import TableLayout
+from ._layout import SEQ_NUM, TableLayout
 from ._run import TableFormat, TableOutput, TableRun
 
 __all__ = ["Parquet", "finalize_parquet"]
@@ -52,8 +53,10 @@ COMBINE_EVERY = 64
 """Small parts are combined into one every this many."""
 COMBINE_BYTES = 64 * 1024**2
 """... unless they hold this many bytes already (then they are big enough as they are)."""
-_CHANGING = ("bluesky_zarr", "stream", "status", "stop", "errors", "quarantined", "gaps")
+_CHANGING = ("bluesky_zarr", "stream", "status", "stop", "errors", "quarantined", "gaps", "superseded")
 """The schema metadata a data part holds (with ``schema_part``): what changes while the run goes on."""
+SUPERSEDED = "superseded"
+"""The column of the merged file that marks rows a later row took again (pause/resume)."""
 ROW_GROUP_ROWS = 128 * 1024
 ROW_GROUP_BYTES = 128 * 1024**2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
@@ -273,9 +276,12 @@ def merge_parts(
     """Merge the parts in ``folder`` into ``final`` (atomically) with ``metadata``; delete the parts.
 
     Schemas of parts written under different descriptors are unified: a column a part lacks is
-    null in its rows. Returns the number of rows.
+    null in its rows. When the metadata lists ``superseded`` seq_nums (a plan rewound by a
+    pause/resume took them again), a boolean column ``superseded`` is added, true for every row
+    with one of them but the last. Returns the number of rows.
     """
-    rows = _write_merged(storage, live_parts(storage, folder), final, metadata, options)
+    superseded = set(json.loads(metadata.get("superseded", "[]")))
+    rows = _write_merged(storage, live_parts(storage, folder), final, metadata, options, superseded)
     storage.sync()  # the merged file is named durably before the parts that hold its rows go
     storage.delete(folder)
     return rows
@@ -286,10 +292,30 @@ def _read(storage: Storage, key: str) -> pa.Table:
         return pq.read_table(file)
 
 
+def _superseded_masks(storage: Storage, parts: list[str], superseded: set[int]) -> list[np.ndarray]:
+    """Per part, which rows a later row with the same seq_num superseded (seq_nums in ``superseded``)."""
+    seq_nums = []
+    for part in parts:
+        with storage.reader(part) as file:
+            seq_nums.append(pq.read_table(file, columns=[SEQ_NUM])[SEQ_NUM].to_numpy(zero_copy_only=False))
+    every = np.concatenate(seq_nums) if seq_nums else np.zeros(0, dtype=np.int64)
+    mask = np.zeros(len(every), dtype=bool)
+    for seq_num in superseded:
+        rows = np.flatnonzero(every == seq_num)
+        mask[rows[:-1]] = True
+    return np.split(mask, np.cumsum([len(s) for s in seq_nums])[:-1])
+
+
 def _write_merged(
-    storage: Storage, parts: list[str], dest: str, metadata: Mapping[str, str], options: Mapping[str, Any]
+    storage: Storage,
+    parts: list[str],
+    dest: str,
+    metadata: Mapping[str, str],
+    options: Mapping[str, Any],
+    superseded: set[int] | None = None,
 ) -> int:
-    """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size."""
+    """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size;
+    with a ``superseded`` column when rows were superseded (see :func:`merge_parts`)."""
     schemas = []
     for part in parts:
         with storage.reader(part) as file:
@@ -297,6 +323,12 @@ def _write_merged(
     # the newest part's schema first: it has every column, each field's newest metadata (a key widened
     # to a wider dtype says so), and the widest dtypes; older parts' columns are cast to it
     schema = pa.unify_schemas(schemas[::-1], promote_options="permissive") if schemas else pa.schema([])
+    masks = _superseded_masks(storage, parts, superseded) if superseded else None
+    marks = SUPERSEDED
+    while marks in schema.names:  # a data key of that name
+        marks += "_"
+    if masks is not None:
+        schema = schema.append(pa.field(marks, pa.bool_()))
     schema = schema.with_metadata(dict(metadata))
     rows = 0
     with (
@@ -305,8 +337,11 @@ def _write_merged(
     ):
         pending: list[pa.Table] = []
         pending_rows = pending_bytes = 0
-        for part in parts:
-            table = _conform(_read(storage, part), schema)
+        for i, part in enumerate(parts):
+            table = _read(storage, part)
+            if masks is not None:
+                table = table.append_column(marks, pa.array(masks[i], pa.bool_()))
+            table = _conform(table, schema)
             if not table.num_rows:
                 continue
             pending.append(table)
