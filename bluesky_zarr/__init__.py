@@ -20,7 +20,7 @@ from ._errors import (
     WriterProcessError,
 )
 from .layout import propose_chunks
-from .readers import inspect_run, open_run, quick_look
+from .readers import inspect_run, live_parquet_parts, open_run, quick_look
 from .sinks import CSV, HDF5, ArrowIPC, Finalized, Format, Parquet, Zarr, finalize_parquet
 from .storage import abort_incomplete_uploads, finalize_spool
 from .writing import (
@@ -67,6 +67,7 @@ __all__ = [
     "finalize_parquet",
     "finalize_spool",
     "inspect_run",
+    "live_parquet_parts",
     "open_run",
     "propose_chunks",
     "quick_look",

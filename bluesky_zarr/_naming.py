@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, UnsafePathError
 
-__all__ = ["HDF5_SUFFIXES", "check_template", "render_file_prefix", "store_path"]
+__all__ = [
+    "HDF5_SUFFIXES",
+    "SCHEMA_PART",
+    "check_template",
+    "live_part_names",
+    "render_file_prefix",
+    "store_path",
+]
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")
 """The names a run's HDF5 file may end with (``.h5`` by default)."""
@@ -107,3 +115,33 @@ def store_path(directory: str | Path, prefix: str, suffix: str) -> Path:
     if root != path and root not in path.parents:
         raise UnsafePathError(f"{path} is outside {root}; choose a file_prefix that stays inside it")
     return path
+
+
+SCHEMA_PART = "schema_part"
+"""The schema metadata key by which a Parquet data part names the part that holds the run's documents."""
+
+_PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")
+"""``part-<n>.parquet``, a part of several, ``part-<first>-<last>.parquet``, and the hidden name an older
+writer gave a combined part, ``.combined-<first>-<last>.parquet``."""
+
+
+def live_part_names(names: Iterable[str]) -> list[str]:
+    """The names, among those of a Parquet stream's parts folder, of the parts that hold its rows, in
+    order: a combined part, ``part-<first>-<last>.parquet``, replaces the parts it holds.
+
+    The combined part appears (whole, by an atomic rename) before the parts it holds are deleted, so a
+    listing taken at any moment, with these names picked from it, holds every row once. Other files
+    (temporary ``.partial`` ones, ``_finish.json``) are left out.
+    """
+    singles: list[tuple[int, str]] = []
+    combined: list[tuple[int, int, str]] = []
+    for name in names:
+        found = _PART.match(name)
+        if found is None:
+            continue
+        if found.group(2) is None:
+            singles.append((int(found.group(1)), name))
+        else:
+            combined.append((int(found.group(1)), int(found.group(2)), name))
+    kept = [(n, n, k) for n, k in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
+    return [k for _, _, k in sorted(kept + combined, key=lambda r: r[:2])]

@@ -17,7 +17,7 @@ import zarr
 
 from .._encoding import decode_attributes
 from .._errors import RunNotFoundError
-from .._naming import HDF5_SUFFIXES
+from .._naming import HDF5_SUFFIXES, SCHEMA_PART, live_part_names
 
 __all__ = ["inspect_run"]
 
@@ -150,6 +150,17 @@ def _columns(schema: pa.Schema) -> dict[str, Any]:
     return columns
 
 
+def _parts_schema(last: Path) -> pa.Schema:
+    """The schema of a stream's last part, with the documents of the schema part it names."""
+    schema = pq.read_schema(last)
+    metadata = dict(schema.metadata or {})
+    schema_part = metadata.pop(SCHEMA_PART.encode(), None)
+    if schema_part is None:  # a part of an older writer holds the documents itself
+        return schema
+    documents = pq.read_schema(last.parent / json.loads(schema_part)).metadata or {}
+    return schema.with_metadata({**documents, **metadata})
+
+
 def _tables(directory: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"path": str(directory), "format": "tables", "streams": {}}
     run: dict[str, Any] = {}
@@ -159,10 +170,10 @@ def _tables(directory: Path) -> dict[str, Any]:
             schema = pq.read_schema(path)
             stream = {"file": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
         elif path.name.endswith(".parquet.parts") and path.is_dir():
-            parts = sorted(path.glob("*.parquet"))
+            parts = [path / name for name in live_part_names(p.name for p in path.iterdir())]
             if not parts:
                 continue
-            schema = pq.read_schema(parts[-1])
+            schema = _parts_schema(parts[-1])
             rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
             stream = {"file": path.name, "rows": rows, "unmerged_parts": len(parts)}
         elif path.suffix == ".arrows" and path.is_file() and path.stem.count(".") == 0:

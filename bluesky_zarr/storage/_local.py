@@ -244,16 +244,21 @@ class LocalStorage(Storage):
     def put(self, key: str, data: Bytes, *, durable: bool = False) -> None:
         path = self.path(key)
         tmp = _temporary(path)
-        with _wrapped(path):
-            self.make_folder(path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                _write_all(fd, data)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+        try:
+            with _wrapped(path):
+                self.make_folder(path.parent)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    _write_all(fd, data)
+                    if durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+        except BaseException:  # a full disk leaves no temporary file behind, as writer() does not
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         if durable:
             self._unsynced.add(path.parent)
         else:

@@ -14,7 +14,9 @@ later travels in the *custom metadata* of record batches:
   ``grid`` (the first batch of a relative scan: its ``origin`` and absolute setpoints) and, once
   the writer read frames from a detector file, ``detector_files``;
 - the last batch, with no rows, carries ``status``, ``descriptors``, ``grid``,
-  ``detector_files``, ``errors``, ``quarantined``, ``gaps`` and ``stop`` (the stop document), and the
+  ``detector_files``, ``errors``, ``quarantined``, ``gaps``, ``superseded`` (the seq_nums that a
+  later row took again after a pause/resume: of the rows with one, the last is the one to keep)
+  and ``stop`` (the stop document), and the
   stream's end-of-stream marker follows it;
 - when a new descriptor changes the columns, or a data key is widened to a wider dtype, the
   stream continues in a new file, ``<stream>.1.arrows``, named by ``continued_in`` in the last
@@ -177,7 +179,7 @@ class _StreamFile:
     def _end_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         return {
             k: metadata[k]
-            for k in ("status", *_UPDATED, "stop", "errors", "quarantined", "gaps")
+            for k in ("status", *_UPDATED, "stop", "errors", "quarantined", "gaps", "superseded")
             if k in metadata
         }
 

@@ -9,31 +9,38 @@ Parquet file, a *part*, written beside its final name and renamed into place::
     <prefix>/primary.parquet.parts/part-000001.parquet     the first batch of rows
     ...
 
-So a reader sees every flushed row while the scan runs (``pl.scan_parquet(".../*.parquet")``),
-and a crash, a full disk or a killed process loses only the rows not yet flushed. At ``stop``
-(or when the writer closes, for runs without one) the parts are merged into
-``<prefix>/primary.parquet``, whose schema metadata holds the start, descriptor(s) and stop
-documents, and the parts are deleted. A run left behind by a killed process is finished with
-:func:`~bluesky_zarr.finalize` (or :func:`finalize_parquet`).
+So a reader sees every flushed row while the scan runs (the parts that
+:func:`~bluesky_zarr.live_parquet_parts` lists), and a crash, a full disk or a killed process
+loses only the rows not yet flushed. At ``stop`` (or when the writer closes, for runs without
+one) the parts are merged into ``<prefix>/primary.parquet``, whose schema metadata holds the
+start, descriptor(s) and stop documents, and the parts are deleted. A run left behind by a
+killed process is finished with :func:`~bluesky_zarr.finalize` (or :func:`finalize_parquet`).
+
+The documents are large (a start document with a sample's notes is tens of kilobytes, and
+pyarrow writes schema metadata twice in a footer), so only the *schema parts*, those without
+rows written at each descriptor, hold them; a data part's metadata holds what changes as the run
+goes (``status``, ``errors``, ...) and ``schema_part``, the name of the schema part whose
+documents it goes with.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..._errors import ConfigurationError, RunNotFoundError, WriteError
+from ..._naming import SCHEMA_PART, live_part_names
 from ...storage import LocalStorage, Storage
 from .._format import Finalized, finalized_by
-from ._layout import TableLayout
+from ._layout import SEQ_NUM, TableLayout
 from ._run import TableFormat, TableOutput, TableRun
 
 __all__ = ["Parquet", "finalize_parquet"]
@@ -46,6 +53,10 @@ COMBINE_EVERY = 64
 """Small parts are combined into one every this many."""
 COMBINE_BYTES = 64 * 1024**2
 """... unless they hold this many bytes already (then they are big enough as they are)."""
+_CHANGING = ("bluesky_zarr", "stream", "status", "stop", "errors", "quarantined", "gaps", "superseded")
+"""The schema metadata a data part holds (with ``schema_part``): what changes while the run goes on."""
+SUPERSEDED = "superseded"
+"""The column of the merged file that marks rows a later row took again (pause/resume)."""
 ROW_GROUP_ROWS = 128 * 1024
 ROW_GROUP_BYTES = 128 * 1024**2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
@@ -123,9 +134,8 @@ class _Parts:
 
     Every ``COMBINE_EVERY`` small parts (a slow scan flushes a few rows a second) are combined
     into one, ``part-<first>-<last>.parquet``, so a long run does not leave tens of thousands of
-    files to merge at its stop. The combined part is written under a hidden name, the parts it
-    holds are deleted, and then it is renamed into place: a reader never sees a row twice (it may
-    miss those rows for that moment), and after a crash :func:`live_parts` tells which to use.
+    files to merge at its stop (see :func:`combine_parts`). Schema parts are never combined: the
+    parts of a combination all come after the last schema part.
     """
 
     retry_failed_batches = True
@@ -145,33 +155,45 @@ class _Parts:
         self.count = 0
         self.uncombined: list[str] = []
         self._deferred: WriteError | None = None
+        self.schema_part: str | None = None
+        """the part that holds the documents of the parts of rows after it"""
         self._write_schema(layout, metadata)  # part 0: the schema, no rows
 
     def _write_schema(self, layout: TableLayout, metadata: dict[str, str]) -> None:
-        """A part with the schema and no rows, so that readers see the columns at once.
+        """A part with the schema and the documents, and no rows, so that readers see the columns
+        at once.
 
-        If it cannot be written (an ``EIO`` at its fsync), no row is lost with it: every part of
-        rows carries the schema too, and its error is raised once the next batch is written (the
-        error says so: ``batch_written``), so that the run fails and its stream goes on."""
+        If it cannot be written (an ``EIO`` at its fsync), no row is lost with it: the next part of
+        rows holds the documents in its place, and the error is raised once that batch is written
+        (the error says so: ``batch_written``), so that the run fails and its stream goes on."""
         try:
-            self._write(layout.schema().empty_table(), metadata)
+            self.schema_part = self._write(layout.schema().empty_table(), metadata)
         except WriteError as err:
+            self.schema_part = None
             self._deferred = self._deferred or err
 
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if self.count == 1:  # nothing but the schema so far: let the next part carry the new one
             self.count = 0
+        self.uncombined = []  # a combination never holds a schema part (its range would hide it)
         self._write_schema(layout, metadata)
 
     def write(self, batch: pa.RecordBatch, metadata: dict[str, str]) -> None:
-        self.uncombined.append(self._write(pa.Table.from_batches([batch]), metadata))
-        if len(self.uncombined) >= COMBINE_EVERY:
-            parts, self.uncombined = self.uncombined, []
-            # an optimisation only: if it fails (a full disk), the parts stay as they are, and the
-            # batch, written already, must not be reported as failed (it would be written twice)
-            with contextlib.suppress(Exception):
-                if sum(self.storage.size(p) for p in parts) < COMBINE_BYTES:
-                    combine_parts(self.storage, self.folder, parts, metadata, self.options)
+        table = pa.Table.from_batches([batch])
+        if self.schema_part is None:  # its schema part was lost: this one holds the documents
+            self.schema_part = self._write(table, metadata)
+            self.uncombined = []
+        else:
+            small = {k: metadata[k] for k in _CHANGING if k in metadata}
+            small[SCHEMA_PART] = json.dumps(self.schema_part.rsplit("/", 1)[-1])
+            self.uncombined.append(self._write(table, small))
+            if len(self.uncombined) >= COMBINE_EVERY:
+                parts, self.uncombined = self.uncombined, []
+                # an optimisation only: if it fails (a full disk), the parts stay as they are, and the
+                # batch, written already, must not be reported as failed (it would be written twice)
+                with contextlib.suppress(Exception):
+                    if sum(self.storage.size(p) for p in parts) < COMBINE_BYTES:
+                        combine_parts(self.storage, self.folder, parts, small, self.options)
         if self._deferred is not None:
             err, self._deferred = self._deferred, None
             err.batch_written = True  # type: ignore[attr-defined]
@@ -208,44 +230,33 @@ class _Parts:
         )
 
 
-_PART = re.compile(r"^(?:part|\.combined)-(\d+)(?:-(\d+))?\.parquet$")
-
-
 def live_parts(storage: Storage, folder: str) -> list[str]:
-    """The parts that hold a stream's rows, in order: combined parts replace the parts they hold.
-
-    A crash while parts were being combined can leave the combined part under its hidden name
-    (``.combined-<first>-<last>.parquet``) and some of the parts it holds: it is used, they are not.
-    """
-    singles: list[tuple[int, str]] = []
-    combined: list[tuple[int, int, str]] = []
-    for name in storage.list(folder):
-        found = _PART.match(name)
-        if found is None:
-            continue
-        key = f"{folder}/{name}"
-        if found.group(2) is None:
-            singles.append((int(found.group(1)), key))
-        else:
-            combined.append((int(found.group(1)), int(found.group(2)), key))
-    kept = [(n, n, k) for n, k in singles if not any(lo <= n <= hi for lo, hi, _ in combined)]
-    return [k for _, _, k in sorted(kept + combined, key=lambda r: r[:2])]
+    """The parts that hold a stream's rows, in order: combined parts replace the parts they hold
+    (:func:`~bluesky_zarr._naming.live_part_names`)."""
+    return [f"{folder}/{name}" for name in live_part_names(storage.list(folder))]
 
 
 def combine_parts(
     storage: Storage, folder: str, parts: list[str], metadata: Mapping[str, str], options: Mapping[str, Any]
 ) -> str:
-    """Combine consecutive parts into one, ``part-<first>-<last>.parquet`` (see :class:`_Parts`)."""
-    first, last = (_PART.match(parts[i].rsplit("/", 1)[-1]) for i in (0, -1))
-    assert first is not None and last is not None  # the parts of _Parts.write
-    name = f"{first.group(1)}-{last.group(1)}"
-    hidden = f"{folder}/.combined-{name}.parquet"
-    _write_merged(storage, parts, hidden, metadata, options)
+    """Combine consecutive parts into one, ``part-<first>-<last>.parquet``, and delete them.
+
+    The combined part is written under a temporary name that no ``*.parquet`` glob matches
+    (``.part-<first>-<last>.parquet.partial``) and renamed into place whole; only then are the
+    parts it holds deleted. Every listing of the folder, at any moment and after a crash at any
+    point, holds every row in the parts that :func:`live_parts` picks from it. A plain glob over
+    the folder does not: between the rename and the last delete (and after a crash there) it
+    holds the combined rows twice.
+    """
+    first, last = (
+        parts[i].rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet") for i in (0, -1)
+    )
+    combined = f"{folder}/part-{first}-{last}.parquet"
+    _write_merged(storage, parts, combined, metadata, options)
+    storage.sync()  # the combined part is named durably before the parts it holds go
     for part in parts:
         storage.delete(part)
-    visible = f"{folder}/part-{name}.parquet"
-    storage.rename(hidden, visible)
-    return visible
+    return combined
 
 
 def _with_statistics(schema: pa.Schema, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,9 +301,12 @@ def merge_parts(
     """Merge the parts in ``folder`` into ``final`` (atomically) with ``metadata``; delete the parts.
 
     Schemas of parts written under different descriptors are unified: a column a part lacks is
-    null in its rows. Returns the number of rows.
+    null in its rows. When the metadata lists ``superseded`` seq_nums (a plan rewound by a
+    pause/resume took them again), a boolean column ``superseded`` is added, true for every row
+    with one of them but the last. Returns the number of rows.
     """
-    rows = _write_merged(storage, live_parts(storage, folder), final, metadata, options)
+    superseded = set(json.loads(metadata.get("superseded", "[]")))
+    rows = _write_merged(storage, live_parts(storage, folder), final, metadata, options, superseded)
     storage.sync()  # the merged file is named durably before the parts that hold its rows go
     storage.delete(folder)
     return rows
@@ -303,10 +317,30 @@ def _read(storage: Storage, key: str) -> pa.Table:
         return pq.read_table(file)
 
 
+def _superseded_masks(storage: Storage, parts: list[str], superseded: set[int]) -> list[np.ndarray]:
+    """Per part, which rows a later row with the same seq_num superseded (seq_nums in ``superseded``)."""
+    seq_nums = []
+    for part in parts:
+        with storage.reader(part) as file:
+            seq_nums.append(pq.read_table(file, columns=[SEQ_NUM])[SEQ_NUM].to_numpy(zero_copy_only=False))
+    every = np.concatenate(seq_nums) if seq_nums else np.zeros(0, dtype=np.int64)
+    mask = np.zeros(len(every), dtype=bool)
+    for seq_num in superseded:
+        rows = np.flatnonzero(every == seq_num)
+        mask[rows[:-1]] = True
+    return np.split(mask, np.cumsum([len(s) for s in seq_nums])[:-1])
+
+
 def _write_merged(
-    storage: Storage, parts: list[str], dest: str, metadata: Mapping[str, str], options: Mapping[str, Any]
+    storage: Storage,
+    parts: list[str],
+    dest: str,
+    metadata: Mapping[str, str],
+    options: Mapping[str, Any],
+    superseded: set[int] | None = None,
 ) -> int:
-    """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size."""
+    """Write the rows of ``parts``, in order, into ``dest`` (atomically), row groups of a good size;
+    with a ``superseded`` column when rows were superseded (see :func:`merge_parts`)."""
     schemas = []
     for part in parts:
         with storage.reader(part) as file:
@@ -314,6 +348,12 @@ def _write_merged(
     # the newest part's schema first: it has every column, each field's newest metadata (a key widened
     # to a wider dtype says so), and the widest dtypes; older parts' columns are cast to it
     schema = pa.unify_schemas(schemas[::-1], promote_options="permissive") if schemas else pa.schema([])
+    masks = _superseded_masks(storage, parts, superseded) if superseded else None
+    marks = SUPERSEDED
+    while marks in schema.names:  # a data key of that name
+        marks += "_"
+    if masks is not None:
+        schema = schema.append(pa.field(marks, pa.bool_()))
     schema = schema.with_metadata(dict(metadata))
     rows = 0
     with (
@@ -322,8 +362,11 @@ def _write_merged(
     ):
         pending: list[pa.Table] = []
         pending_rows = pending_bytes = 0
-        for part in parts:
-            table = _conform(_read(storage, part), schema)
+        for i, part in enumerate(parts):
+            table = _read(storage, part)
+            if masks is not None:
+                table = table.append_column(marks, pa.array(masks[i], pa.bool_()))
+            table = _conform(table, schema)
             if not table.num_rows:
                 continue
             pending.append(table)
@@ -388,19 +431,21 @@ def finalize_parquet(
 def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> Finalized:
     """Merge the parts of one stream, ``<stream>.parquet.parts``, into ``<stream>.parquet``."""
     final = folder[: -len(PARTS)]
-    for stray in storage.list(folder):
-        if stray.startswith(".") and stray.endswith(".partial"):
-            storage.delete(f"{folder}/{stray}")
     if storage.exists(final):  # the merge had finished; only removing the parts had not
         storage.delete(folder)
         return Finalized(str(storage.artifact(final)), "parquet", _status(storage, final), changed=False,
                          notes=(f"{folder}: left over from a finished merge, removed",))  # fmt: skip
+    rescued = _rescue_whole_partials(storage, folder)
     parts = live_parts(storage, folder)
-    metadata: dict[str, str] = {}
-    if parts:
-        with storage.reader(parts[-1]) as file:
-            raw = pq.read_schema(file).metadata or {}
-        metadata = {k.decode(): v.decode() for k, v in raw.items()}
+    if not parts:  # killed before even the schema part was whole: nothing says what the stream held
+        storage.delete(folder)
+        stream = final[: -len(Parquet.suffix)]
+        note = (
+            f"{folder}: no part of stream {stream!r} was whole (the writer stopped before it wrote the "
+            f"stream's schema), so no {final} was made; the folder was removed"
+        )
+        return Finalized(str(storage.artifact(folder)), "parquet", "empty", changed=False, notes=(note,))
+    metadata = _stream_metadata(storage, parts[-1])
     recorded = {}
     with contextlib.suppress(ValueError, TypeError):
         recorded = json.loads(storage.get(f"{folder}/{FINISH}") or b"{}")
@@ -413,8 +458,48 @@ def _finalize_parts(storage: Storage, folder: str, options: dict[str, Any]) -> F
             metadata[key] = json.dumps(recorded[key])
     metadata["finalized"] = json.dumps(finalized_by())
     rows = merge_parts(storage, folder, final, metadata, options)
-    return Finalized(str(storage.artifact(final)), "parquet", status, changed=True,
-                     notes=(f"{final}: {rows} row(s) from {len(parts)} part(s)",))  # fmt: skip
+    notes = [f"{final}: {rows} row(s) from {len(parts)} part(s)"]
+    if rescued:
+        notes.append(f"{folder}: {', '.join(rescued)} written whole but not yet renamed, used")
+    return Finalized(str(storage.artifact(final)), "parquet", status, changed=True, notes=tuple(notes))
+
+
+def _rescue_whole_partials(storage: Storage, folder: str) -> list[str]:
+    """Rename into place the parts a writer killed between writing and renaming them left whole
+    (their footer reads: their rows are kept); delete the temporary files cut short. Returns the
+    names of the parts rescued."""
+    rescued = []
+    for stray in storage.list(folder):
+        if not (stray.startswith(".") and stray.endswith(".partial")):
+            continue
+        key, name = f"{folder}/{stray}", stray[1 : -len(".partial")]
+        whole = False
+        if live_part_names([name]) and not storage.exists(f"{folder}/{name}"):
+            with contextlib.suppress(Exception), storage.reader(key) as file:
+                whole = pq.read_metadata(file) is not None
+        if whole:
+            storage.rename(key, f"{folder}/{name}")
+            rescued.append(name)
+        else:
+            storage.delete(key)
+    return rescued
+
+
+def _schema_metadata(storage: Storage, key: str) -> dict[str, str]:
+    with storage.reader(key) as file:
+        raw = pq.read_schema(file).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _stream_metadata(storage: Storage, last: str) -> dict[str, str]:
+    """The schema metadata of a stream's parts: the documents of the schema part that the last part
+    names (a part of an older writer holds them itself), updated with what the last part says."""
+    metadata = _schema_metadata(storage, last)
+    schema_part = metadata.pop(SCHEMA_PART, None)
+    if schema_part is None:
+        return metadata
+    folder = last.rsplit("/", 1)[0]
+    return {**_schema_metadata(storage, f"{folder}/{json.loads(schema_part)}"), **metadata}
 
 
 def _status(storage: Storage, key: str) -> str:

@@ -5,7 +5,14 @@ The schema metadata of every table holds, each value strict JSON text
 far), ``stream``, ``columns`` (data key -> column name), ``grid`` (dims, shape, snaking,
 setpoints, units, the index/setpoint column names, and for a relative scan each dimension's
 ``origin``, ``offsets`` and offset column), ``status`` and, once they come, ``stop`` and
-``errors``.
+``errors``, and ``superseded``.
+
+A paused and resumed plan (``RE.request_pause``/``RE.resume``, a suspender, ``Msg("pause")``) is
+rewound by the RunEngine to its last checkpoint: the readings after it are taken again, and
+bluesky gives the new events the *same* ``seq_num`` as those they replace (it rewinds its event
+counters too). Every row is kept; ``superseded`` lists the ``seq_num`` values that a later row
+of the stream took again, so that a reader keeps, of the rows with one of those ``seq_num``, only
+the last. (Not in a quarantine stream, whose rows share the ``seq_num`` of their event.)
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -23,7 +30,7 @@ from ..._errors import ConfigurationError, DocumentError
 from ...layout import StreamSchema
 from ...storage import LocalStorage, Storage
 from .._format import Format
-from .._run import OnError, RunSink
+from .._run import QUARANTINE_SUFFIX, OnError, RunSink
 from ._batches import Rows, record_batch
 from ._layout import TableLayout, stream_file_name, table_layout
 
@@ -117,6 +124,10 @@ class TableStream:
         self.flush_rows = self._flush_rows()
         self.failed: list[pa.RecordBatch] = []
         """batches to write: the new ones, and those whose write failed (when the output retries)"""
+        self.taken: set[int] | None = None if layout.stream.endswith(QUARANTINE_SUFFIX) else set()
+        """the seq_nums of the stream's rows so far (``None``: a quarantine, whose rows share them)"""
+        self.superseded: list[int] = []
+        """seq_nums taken again after a rewind (pause/resume): the earlier rows with them are superseded"""
         self.output = run.format.output(run, file_name, layout, run.metadata(layout))
 
     def _flush_rows(self) -> int:
@@ -129,6 +140,17 @@ class TableStream:
         self.rows.add_keys(layout)
         self.flush_rows = self._flush_rows()
         self.output.layout_changed(layout, self.run.metadata(layout))
+
+    def took(self, seq_nums: Any) -> None:
+        """Note the seq_nums of new rows; one seen before was taken again (a rewound plan)."""
+        if self.taken is None:
+            return
+        for seq_num in seq_nums:
+            if seq_num in self.taken:
+                if seq_num not in self.superseded:
+                    self.superseded.append(seq_num)
+            else:
+                self.taken.add(seq_num)
 
     def write(self) -> None:
         """Turn the waiting rows into a batch and write it; rows that do not convert are reported."""
@@ -201,11 +223,13 @@ class TableRun(RunSink[TableStream]):
 
     def write_page(self, stream: TableStream, page: EventPage) -> None:
         stream.rows.add_page(page, stream.where)
+        stream.took(int(s) for s in page["seq_num"])
         if stream.rows.n >= stream.flush_rows:
             stream.write()
 
     def write_event(self, stream: TableStream, event: Event) -> None:
         stream.rows.add_event(event, stream.where)
+        stream.took([int(event["seq_num"])])
         if stream.rows.n >= stream.flush_rows:
             stream.write()
 
@@ -233,6 +257,9 @@ class TableRun(RunSink[TableStream]):
             metadata["quarantined"] = dumps(self.quarantine_summary())
         if self.gaps:
             metadata["gaps"] = dumps(self.gaps)
+        stream = self.streams.get(layout.stream)
+        if stream is not None and stream.superseded:
+            metadata["superseded"] = json.dumps(sorted(stream.superseded))
         return metadata
 
     # --- visible, and the end ---------------------------------------------------------------------
