@@ -1,5 +1,5 @@
 """A plan paused and resumed: the RunEngine rewinds to its last checkpoint and takes the readings
-after it again, with the same seq_num; the tables keep every row and mark those superseded."""
+after it again, with the same seq_num; every format keeps every row and marks those superseded."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
+import xarray as xr
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.sim import det, motor
 from tables import read_parquet
 
-from bluesky_zarr import Writer
+from bluesky_zarr import Writer, ZarrWriter
 
 
 def paused_scan(steps: int, pause_after: int):
@@ -65,3 +66,18 @@ def test_a_scan_never_paused_has_no_superseded_column(RE, tmp_path):
     RE(bp.scan([det], motor, 0, 1, 3))
     views = read_parquet(tmp_path / "plain" / "primary.parquet")
     assert "superseded" not in views.polars.columns and "superseded" not in views.metadata()
+
+
+def test_a_resumed_scan_in_a_zarr_stream_keeps_every_row_and_lists_the_superseded_seq_num(
+    RE, record, tmp_path
+):
+    RE.subscribe(ZarrWriter(tmp_path, file_prefix="paused"))
+    with pytest.raises(RunEngineInterrupted):
+        RE(paused_scan(5, 3))
+    RE.resume()
+    events = [doc for name, doc in record if name == "event"]
+    ds = xr.open_zarr(tmp_path / "paused.zarr", group="primary")  # a 1-D stream: bp.scan is no grid
+    assert ds.seq_num.values.tolist() == [1, 2, 3, 3, 4, 5]  # nothing dropped
+    assert ds.attrs["superseded"] == [3]
+    last_taken = ds.swap_dims(time="seq_num").drop_duplicates("seq_num", keep="last")  # the recipe
+    assert last_taken.det.values.tolist() == [e["data"]["det"] for e in events if e is not events[2]]

@@ -3,7 +3,9 @@
 The order of writes keeps the group true at every moment: data chunks first, then the array
 shapes that make them visible, then the ``written`` mask that vouches for them, then attributes.
 Events of a grid stream that fall outside the grid, and readings superseded by a newer one at
-the same point (pause/resume), go to the 1-D ``overflow`` group below it: nothing is dropped.
+the same point (pause/resume), go to the 1-D ``overflow`` group below it: nothing is dropped. A
+1-D stream keeps every row of a rewound plan, and its ``superseded`` attribute lists the seq_nums
+that a later row took again (of the rows with one of them, the last is the one that counts).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..._encoding import to_json
 from ..._errors import DocumentError
 from ...layout import Grid, readings_array
 from ...storage import Storage
+from .._run import QUARANTINE_SUFFIX
 from ._array_writer import ArrayWriter
 from ._layout import OVERFLOW_GROUP, SEQ_NUM, TIME, WRITTEN, ArraySpec, StreamLayout, overflow_layout
 from ._metadata import Nodes, array_document, group_document
@@ -57,6 +60,13 @@ class ZarrStream:
         """The ``written`` mask as stored: points whose every array is on disk."""
         self.overflow: ZarrStream | None = None
         self.superseded = 0
+        """grid: readings moved to the overflow by a newer one at the same point"""
+        rewinds = self.grid is None and not path.endswith((f"/{OVERFLOW_GROUP}", QUARANTINE_SUFFIX))
+        self._taken: set[int] | None = set() if rewinds else None
+        """1-D: the seq_nums of the rows so far (``None`` where they repeat by design: an overflow
+        group, a quarantine)"""
+        self.taken_again: list[int] = []
+        """1-D: seq_nums a later row took again (a plan rewound by a pause/resume)"""
         self._attrs_dirty = True
         self._create_arrays(layout)
 
@@ -138,6 +148,8 @@ class ZarrStream:
             index = np.arange(self.length, self.length + len(seq_nums), dtype=np.int64)[:, np.newaxis]
             self._write_rows(index, page, slice(None))
             self.length += len(seq_nums)
+            if self._taken is not None:
+                self._took(seq_nums.tolist())
             return
         assert self.written is not None
         inside, index = self.grid.indices(seq_nums)
@@ -157,6 +169,18 @@ class ZarrStream:
             return
         self._write_rows(index, page, rows)
         self.written[tuple(index.T)] = True
+
+    def _took(self, seq_nums: list[int]) -> None:
+        """Note the seq_nums of new rows: one seen before was taken again (the RunEngine rewound
+        the plan to its last checkpoint at a pause, and numbers the readings taken again as
+        before), and the group's ``superseded`` attribute lists it."""
+        assert self._taken is not None
+        for seq_num in seq_nums:
+            if seq_num not in self._taken:
+                self._taken.add(seq_num)
+            elif seq_num not in self.taken_again:
+                self.taken_again.append(seq_num)
+                self._attrs_dirty = True
 
     def _write_rows(self, index: np.ndarray, page: Readings, rows: Any) -> None:
         n = len(index)
@@ -256,6 +280,8 @@ class ZarrStream:
                 "events": self.overflow.length if self.overflow is not None else 0,
                 "superseded": self.superseded,
             }
+        if self.taken_again:
+            attrs["superseded"] = sorted(self.taken_again)
         return attrs
 
 
