@@ -53,7 +53,26 @@ with open({documents!r}, "wb") as file:
 STATUS_FILES = {"zarr.json", "run.h5", "primary.arrows", ".primary.parquet.partial", "._finish.json.partial"}
 """What holds a run's status in each format: the run's data is durable before they are written."""
 
-_FSYNC = re.compile(r"^\d+ f(?:data)?sync\(\d+<(?P<path>[^>]*)>\)\s+= (?P<result>.*)$")
+_CALL = re.compile(
+    r"^(?P<pid>\d+) +f(?:data)?sync\(\d+<(?P<path>[^>]*)>(?:\)\s+= (?P<result>.*)| <unfinished \.\.\.>)$"
+)
+_RESUMED = re.compile(r"^(?P<pid>\d+) +<\.\.\. f(?:data)?sync resumed>\)\s+= (?P<result>.*)$")
+
+
+def _fsyncs(trace: str) -> list[tuple[str, str]]:
+    """``(path, result)`` of each fsync in an strace log, in order; a call another thread
+    interrupted (``<unfinished ...>``, then ``<... fsync resumed>``) is put back together."""
+    calls: list[tuple[str, str]] = []
+    waiting: dict[str, int] = {}
+    for line in trace.splitlines():
+        if call := _CALL.match(line):
+            calls.append((call["path"], call["result"] or ""))
+            if call["result"] is None:
+                waiting[call["pid"]] = len(calls) - 1
+        elif (resumed := _RESUMED.match(line)) and resumed["pid"] in waiting:
+            k = waiting.pop(resumed["pid"])
+            calls[k] = (calls[k][0], resumed["result"])
+    return calls
 
 
 def scan_under_strace(
@@ -71,9 +90,8 @@ def scan_under_strace(
         [*command, sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert documents.exists(), done.stdout + done.stderr
-    fsyncs = [
-        (m["path"], m["result"]) for line in trace.read_text().splitlines() if (m := _FSYNC.match(line))
-    ]
+    fsyncs = _fsyncs(trace.read_text())
+    assert fsyncs, f"strace saw no fsync:\n{trace.read_text()[-3000:]}\n{done.stdout}\n{done.stderr[-3000:]}"
     return done.stdout, fsyncs, pickle.loads(documents.read_bytes())
 
 
