@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
                 try:
                     if kind == CONFIG:
                         writer = _rebuild(*pickle.loads(doc))
-                        writer.in_writer_process = True
+                        writer._in_writer_process = True
                         for number in (signal.SIGTERM, signal.SIGINT):  # this loop finishes on both
                             signal.signal(number, _on_signal)
                     elif writer is None:

@@ -236,7 +236,7 @@ class Writer:
         """errors raised only at a document: a RunEngine with ``ignore_callback_exceptions`` drops them"""
         self._run_raised_from = 0
         """where the errors raised in the latest run begin in ``_raised_in_scan``"""
-        self.in_writer_process = False
+        self._in_writer_process = False
         """set in the writer process of ``worker="process"``, whose errors reach the caller's writer"""
         self._errors_lock = threading.Lock()
         self._closed = False
@@ -350,6 +350,14 @@ class Writer:
             if not claims:  # another writer of this process writes every output of the run
                 self._refused.add(uid)
                 return name, doc
+            if self._open:
+                logger.warning(
+                    "run %s starts while run(s) %s have had no stop document (a callback subscribed before "
+                    "this writer that raised at the stop keeps it from the writer); they stay open, and end "
+                    "'incomplete' when the writer closes. Runs that overlap on purpose (a plan that opens a "
+                    "run inside another) end as their stop says",
+                    uid, ", ".join(sorted(self._open)),
+                )  # fmt: skip
             self._open.add(uid)
             self._space.start(uid, doc, list(claims.values()))
             self._run_raised_from = len(self._raised_in_scan)
@@ -510,7 +518,7 @@ class Writer:
         if self._progress is not None:
             self._progress.close()
         self._raise_pending()
-        if self._raised_in_scan and not self.in_writer_process:
+        if self._raised_in_scan and not self._in_writer_process:
             first = self._raised_in_scan[0]
             raise BlueskyZarrError(
                 f"{self!r}: {len(self._raised_in_scan)} error(s) were raised in the scan while writing (the "

@@ -249,3 +249,27 @@ def test_with_low_space_refuse_such_a_run_stops_before_its_first_event(RE, recor
     (uid,) = RE(bp.count([det], 2))  # a run that fits is written
     writer.close()
     assert fmt.info(target, uid).status == "success"
+
+
+def test_a_run_whose_stop_an_earlier_callback_kept_from_the_writer_is_named_and_ends_incomplete(
+    RE, record, tmp_path, fmt, caplog
+):
+    failing = {"stop": True}
+
+    def raises_at_stop(name, doc):
+        if name == "stop" and failing["stop"]:
+            raise RuntimeError("a callback that fails at the stop")
+
+    RE.subscribe(raises_at_stop)  # before the writer: the RunEngine stops there, the writer gets no stop
+    writer = fmt.writer(tmp_path)
+    RE.subscribe(writer)
+    with pytest.raises(RuntimeError, match="fails at the stop"):
+        RE(bp.count([det], 3))
+    orphan, first_run = record[0][1]["uid"], list(record)
+    failing["stop"] = False
+    (uid,) = RE(bp.count([det], 2))
+    assert f"run {uid} starts while run(s) {orphan} have had no stop document" in caplog.text
+    assert fmt.info(tmp_path, uid).status == "success"
+    writer.close()
+    assert fmt.info(tmp_path, orphan).status == "incomplete"
+    assert_holds(fmt.readings(tmp_path, orphan), events(first_run), ["det"])
