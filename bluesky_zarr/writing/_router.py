@@ -546,7 +546,7 @@ class Router:
                 del table[key]
 
 
-LARGE_START = 1024**2
+LARGE_START = 1_000_000
 """A start document larger than this (as JSON) is warned of: metadata is read whole by every reader."""
 
 

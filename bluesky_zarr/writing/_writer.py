@@ -421,6 +421,10 @@ class Writer:
             uid = next(iter(self._open))
         self._open.discard(str(uid))
         self._space.stop(str(uid))
+        with _WRITING_HERE_LOCK:
+            for label, output in self._claimed.get(str(uid), {}).items():
+                if _WRITING_HERE.get((label, output.location), (None, ""))[1] == uid:
+                    del _WRITING_HERE[label, output.location]
 
     def _is_refused(self, name: str, doc: Any) -> bool:
         if name == "descriptor" and doc.get("run_start") in self._refused:
