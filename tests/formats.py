@@ -15,6 +15,7 @@ merged at the end; Arrow IPC writes one stream whose last batch carries the stat
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ import pandas as pd
 import polars as pl
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import xarray as xr
 from stock import (
     assert_tensorstore_agrees,
@@ -57,6 +59,7 @@ from bluesky_zarr import (
     Writer,
     ZarrWriter,
     finalize,
+    live_parquet_parts,
     open_run,
 )
 
@@ -217,6 +220,10 @@ class OutputFormat(ABC):
     @abstractmethod
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         """The events of a stream that a reader sees while the writer is still writing it."""
+
+    def live_status(self, directory: Path, prefix: str) -> str:
+        """The status a reader finds while the writer is still writing the run."""
+        return self.info(directory, prefix).status
 
     def unfinished_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         """The events a reader finds in a run whose writer stopped, before it is finalized."""
@@ -446,6 +453,11 @@ class ParquetOutput(TableOutput):
     def live_readings(self, directory: Path, prefix: str, stream: str = "primary") -> Readings:
         parts = self.stream_file(directory, prefix, stream).with_suffix(".parquet.parts")
         return table_readings(read_parts(parts))
+
+    def live_status(self, directory: Path, prefix: str) -> str:
+        """The newest part's (each part says the status when it was written)."""
+        newest = live_parquet_parts(Path(directory) / prefix, "primary")[-1]
+        return json.loads(pq.read_schema(newest).metadata[b"status"])  # type: ignore[no-any-return]
 
     def leftovers(self, directory: Path, prefix: str) -> list[Path]:
         run = self.output(directory, prefix)

@@ -182,6 +182,18 @@ class RunSink(ABC, Generic[StreamT]):
     def close(self) -> None:
         """Write what ends the run (its ``status``, ``stop_doc`` and ``errors`` are set)."""
 
+    def publish_status(self) -> None:
+        """Write the run's ``status`` where a reader of the running run finds it; by default
+        nothing (a format that writes its status only at the end)."""
+
+    def mark_unended(self, unended: bool) -> None:
+        """Another run started while this one had had no stop (a callback before the writer that
+        raised at the stop keeps it from the writer): say ``incomplete`` until a document of this
+        run comes again (runs that overlap on purpose), then ``running``."""
+        if not self._finished:
+            self.status = "incomplete" if unended else "running"
+            self.publish_status()
+
     # --- documents --------------------------------------------------------------------------------
 
     def __call__(self, name: str, doc: Any) -> None:

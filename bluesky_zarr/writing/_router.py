@@ -67,7 +67,7 @@ class RunFanOut:
 
     __slots__ = (
         "detector_files", "external", "filler", "in_files", "left_out", "next_seq_num", "refused_descriptors",
-        "sinks", "stream_names", "streamless", "uid", "unhandled", "unhandled_datums", "writer",
+        "sinks", "stream_names", "streamless", "uid", "unended", "unhandled", "unhandled_datums", "writer",
     )  # fmt: skip
 
     def __init__(self, writer: RouterOwner, uid: str, sinks: list[tuple[str, RunSink[Any]]]) -> None:
@@ -94,6 +94,9 @@ class RunFanOut:
         """events that name a descriptor the run never declared, after it refused one"""
         self.streamless: set[int] = set()
         """the seq_nums of events refused for naming no descriptor: no gap in any stream"""
+        self.unended = False
+        """another run started while this one had had no stop: its outputs say ``incomplete``
+        until a document of it comes again (:meth:`RunSink.mark_unended`)"""
 
     def send(self, name: str, doc: Any) -> None:
         for label, sink in self.sinks:
@@ -403,6 +406,10 @@ class Router:
                 "(and read by every reader that opens the run): keep large data in a stream, not in metadata",
                 uid, large,
             )  # fmt: skip
+        for other in self.runs.values():  # its stop may never come (the writer warned)
+            if not other.unended:
+                other.unended = True
+                other.call("start", lambda sink: sink.mark_unended(True))
         run = self.runs[uid] = self.writer.open_run(uid, doc)
         run.send("start", doc)
 
@@ -418,6 +425,9 @@ class Router:
         ref = doc.get(key)
         run = table.get(ref) if isinstance(ref, str) else None
         if run is not None:
+            if run.unended:  # it goes on after all: it overlaps the run that started
+                run.unended = False
+                run.call(what, lambda sink: sink.mark_unended(False))
             return run
         if key == "run_start" and ref is None and len(self.runs) == 1:
             (run,) = self.runs.values()

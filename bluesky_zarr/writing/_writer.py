@@ -353,9 +353,10 @@ class Writer:
             if self._open:
                 logger.warning(
                     "run %s starts while run(s) %s have had no stop document (a callback subscribed before "
-                    "this writer that raised at the stop keeps it from the writer); they stay open, and end "
-                    "'incomplete' when the writer closes. Runs that overlap on purpose (a plan that opens a "
-                    "run inside another) end as their stop says",
+                    "this writer that raised at the stop keeps it from the writer); their outputs say "
+                    "'incomplete' from now on, and they end so when the writer closes. Runs that overlap on "
+                    "purpose (a plan that opens a run inside another) say 'running' again at their next "
+                    "document and end as their stop says",
                     uid, ", ".join(sorted(self._open)),
                 )  # fmt: skip
             self._open.add(uid)

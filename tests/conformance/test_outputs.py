@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from bluesky import plan_stubs as bps
 from bluesky import plans as bp
+from bluesky import preprocessors as bpp
 from documents import events
 from formats import assert_holds
 from ophyd.sim import det, motor1, motor2
@@ -270,6 +272,39 @@ def test_a_run_whose_stop_an_earlier_callback_kept_from_the_writer_is_named_and_
     (uid,) = RE(bp.count([det], 2))
     assert f"run {uid} starts while run(s) {orphan} have had no stop document" in caplog.text
     assert fmt.info(tmp_path, uid).status == "success"
+    # while the writer lives, the output says so at once (an HDF5 file at the end: SWMR writes no
+    # new attribute values)
+    assert fmt.live_status(tmp_path, orphan) == ("running" if fmt.name == "hdf5" else "incomplete")
     writer.close()
     assert fmt.info(tmp_path, orphan).status == "incomplete"
     assert_holds(fmt.readings(tmp_path, orphan), events(first_run), ["det"])
+
+
+def test_runs_that_overlap_on_purpose_end_as_their_stops_say_with_every_event(RE, record, tmp_path, fmt):
+    """A plan that opens a run inside another (bluesky's run keys): the outer run is taken for
+    unended while the inner one starts, and goes on when its next document comes."""
+
+    @bpp.set_run_key_decorator("inner")
+    @bpp.run_decorator(md={"which": "inner"})
+    def inner():
+        yield from bps.trigger_and_read([det])
+
+    @bpp.set_run_key_decorator("outer")
+    @bpp.run_decorator(md={"which": "outer"})
+    def outer():
+        yield from bps.trigger_and_read([det])
+        yield from inner()
+        yield from bps.trigger_and_read([det])  # the outer run's second event comes after the inner stop
+
+    writer = fmt.writer(tmp_path)
+    RE.subscribe(writer)
+    RE(outer())
+    writer.close()
+    starts = {doc["which"]: doc["uid"] for name, doc in record if name == "start"}
+    for which, uid in starts.items():
+        assert fmt.info(tmp_path, uid).status == "success", which
+        mine = [(n, d) for n, d in record if d.get("run_start", d.get("uid")) == uid or n == "event"]
+        descriptors = {d["uid"] for n, d in record if n == "descriptor" and d["run_start"] == uid}
+        run_events = [(n, d) for n, d in mine if n != "event" or d["descriptor"] in descriptors]
+        assert_holds(fmt.readings(tmp_path, uid), events(run_events), ["det"])
+    assert len(fmt.readings(tmp_path, starts["outer"]).rows) == 2

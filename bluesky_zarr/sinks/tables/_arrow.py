@@ -146,6 +146,11 @@ class _StreamFile:
         self.writer = pa.ipc.new_stream(self.sink, self.schema, options=self.format.ipc_options())
         self.run.artifacts.append(self.path)
 
+    def status_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
+        """A batch of no rows whose custom metadata says the status (a follower takes the newest)."""
+        self.pending["status"] = metadata["status"]
+        self.write(pa.RecordBatch.from_pylist([], schema=self.schema), metadata)
+
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         if layout.schema().equals(self.schema.remove_metadata()):
             self.pending.update({k: metadata[k] for k in _UPDATED if k in metadata})

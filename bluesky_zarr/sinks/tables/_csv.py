@@ -148,6 +148,9 @@ class _CSVFile:
             self.broken = str(err)
             raise
 
+    def status_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
+        """Nothing: a CSV file has no place for a status."""
+
     def layout_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
         _refuse_arrays(layout, self.where)
         if [f.name for f in layout.fields()] == self.names:

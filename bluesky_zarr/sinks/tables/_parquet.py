@@ -178,6 +178,10 @@ class _Parts:
         self.uncombined = []  # a combination never holds a schema part (its range would hide it)
         self._write_schema(layout, metadata)
 
+    def status_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
+        """A part of no rows whose metadata says the status (a reader takes the newest part's)."""
+        self.write(pa.RecordBatch.from_pylist([], schema=layout.schema()), metadata)
+
     def write(self, batch: pa.RecordBatch, metadata: dict[str, str]) -> None:
         table = pa.Table.from_batches([batch])
         if self.schema_part is None:  # its schema part was lost: this one holds the documents

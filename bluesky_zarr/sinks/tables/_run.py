@@ -54,6 +54,10 @@ class TableOutput(Protocol):
     def close(self, metadata: dict[str, str]) -> None:
         """Write what ends the stream; ``metadata`` holds ``status``, ``stop`` and ``errors``."""
 
+    def status_changed(self, layout: TableLayout, metadata: dict[str, str]) -> None:
+        """The run's ``status`` changed while it runs: show it where a reader looks, if the
+        format has such a place (a Parquet part, an Arrow IPC batch; a CSV file has none)."""
+
 
 @dataclass(frozen=True)
 class TableFormat(Format):
@@ -275,6 +279,11 @@ class TableRun(RunSink[TableStream]):
                 first = first or err
         if first is not None:
             raise first
+
+    def publish_status(self) -> None:
+        self.flush()
+        for stream in self.streams.values():
+            stream.output.status_changed(stream.layout, self.metadata(stream.layout))
 
     def close(self) -> None:
         first: BaseException | None = None

@@ -95,6 +95,10 @@ class ZarrRun(RunSink[ZarrStream]):
         if first is not None:
             raise first
 
+    def publish_status(self) -> None:
+        self.flush()
+        self.nodes.commit()
+
     def close(self) -> None:
         """Record the status (and the stop document) in the root."""
         self.nodes.commit()
