@@ -282,3 +282,15 @@ def test_a_reader_process_sees_every_flushed_event_and_never_one_not_written(RE,
         assert bad == [] and held >= seq  # every event flushed before the question is there
     with h5py.File(tmp_path / "live.h5", "r") as f:
         assert f.attrs["status"] == "success" and len(f["entry/primary/seq_num"][...].ravel()) == 20
+
+
+def test_a_short_scalar_run_costs_kilobytes_not_a_megabyte_per_key(RE, tmp_path):
+    """HDF5 stores a chunk whole from its first reading: a growing dataset's chunks are small."""
+    RE.subscribe(HDF5Writer(tmp_path, file_prefix="short"))
+    RE(bp.count([det], 5))
+    with h5py.File(tmp_path / "short.h5", "r") as f:
+        primary = f["entry/primary"]
+        for name in ("det", "time", "seq_num"):
+            assert primary[name].shape == (5,)
+            assert primary[name].id.get_storage_size() <= 64 * 1024, name
+    assert (tmp_path / "short.h5").stat().st_size < 512 * 1024

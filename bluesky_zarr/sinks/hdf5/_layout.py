@@ -109,6 +109,24 @@ class GroupLayout:
     descriptors: tuple[EventDescriptor, ...] = ()
 
 
+GROWING_CHUNK_BYTES = 64 * 1024
+"""About the bytes of one chunk of a growing (1-D) dataset of small readings. HDF5 stores a chunk
+whole from its first reading (uncompressed by default), unlike a Zarr chunk whose fill compresses
+to nothing: with Zarr's chunks of 131072 rows a run of five events cost 1 MiB per scalar key."""
+
+
+def _chunks(
+    event_shape: tuple[int, ...], dtype: np.dtype[Any], reading_shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The default chunks of a dataset: the stream's (:func:`default_chunks`), with a growing
+    dataset's rows capped to :data:`GROWING_CHUNK_BYTES` (whole readings: a frame per chunk)."""
+    chunks = default_chunks(event_shape, dtype, reading_shape)
+    if event_shape == (0,):
+        rows = max(1, GROWING_CHUNK_BYTES // reading_nbytes(dtype, reading_shape))
+        chunks = (min(chunks[0], rows), *chunks[1:])
+    return chunks
+
+
 def _dataset(
     name: str,
     role: DatasetRole,
@@ -124,7 +142,7 @@ def _dataset(
     reading_dims = variable.dims if variable is not None else ()
     reading_shape = variable.shape if variable is not None else ()
     dims, shape = event_dims + reading_dims, event_shape + reading_shape
-    chunks = default_chunks(event_shape, dtype, reading_shape)
+    chunks = _chunks(event_shape, dtype, reading_shape)
     filters: dict[str, Any] = {}
     if variable is not None:
         where = f"{where}, data key {variable.key!r}"
@@ -235,7 +253,7 @@ def overflow_layout(layout: GroupLayout) -> GroupLayout:
         if spec.role in {"setpoint", "written", "dimension"}:
             continue
         reading = spec.dims[spec.event_ndim :]
-        chunks = default_chunks((0,), spec.dtype, spec.reading_shape)
+        chunks = _chunks((0,), spec.dtype, spec.reading_shape)
         datasets[spec.name] = replace(
             spec,
             dims=(EVENT_DIM, *reading),
