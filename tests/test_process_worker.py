@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -191,3 +192,25 @@ def test_segments_of_processes_that_are_gone_are_removed_at_the_next_start(tmp_p
     finally:
         left.unlink(missing_ok=True)
         mine.unlink(missing_ok=True)
+
+
+def test_a_session_with_more_than_a_thousand_files_open_writes_in_a_writer_process(
+    RE, record, tmp_path: Path
+):
+    """A long IPython session holds many files: descriptors above 1023, which ``select`` cannot watch."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit of open files here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        writer = ZarrWriter(tmp_path, worker="process", ring_bytes=RING)
+        RE.subscribe(writer)
+        (uid,) = RE(bp.count([det], 5))
+        writer.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert ZARR.info(tmp_path, uid).status == "success"
+    assert_holds(ZARR.readings(tmp_path, uid), events(record), ["det"])

@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import select
 import signal
 import struct
 import sys
 from typing import Any
 
-from ._process import CLAIMS, CONFIG, CONTROL, LOST
+from ._process import CLAIMS, CONFIG, CONTROL, LOST, readable
 from ._ring import ACK, Ring
 from ._writer import Writer, _rebuild
 
@@ -104,8 +103,7 @@ def main(argv: list[str]) -> int:
                 answer.send(b"S")
             if closed or parent_gone or _signalled:
                 break
-            readable, _, _ = select.select([int(bell)], [], [], 0.2)
-            if readable and not os.read(int(bell), 1 << 16):
+            if readable(int(bell), 0.2) and not os.read(int(bell), 1 << 16):
                 parent_gone = True  # the last records are drained on the next turn
             if os.getppid() != int(parent):
                 parent_gone = True

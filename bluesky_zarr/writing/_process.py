@@ -30,7 +30,7 @@ from typing import Any, Literal
 from .._errors import BlueskyZarrError, ConfigurationError, WriterProcessError
 from ._ring import ACK, DISCARDABLE, SHM, Ring, sweep
 
-__all__ = ["CLAIMS", "CONFIG", "LOST", "Overflow", "ProcessWorker", "check_ring_bytes"]
+__all__ = ["CLAIMS", "CONFIG", "LOST", "Overflow", "ProcessWorker", "check_ring_bytes", "readable"]
 
 logger = logging.getLogger("bluesky_zarr")
 
@@ -209,8 +209,7 @@ class ProcessWorker:
     def _pump(self, timeout: float) -> None:
         if self._eof:
             return
-        readable, _, _ = select.select([self._back], [], [], timeout)
-        if not readable:
+        if not readable(self._back, timeout):
             return
         chunk = os.read(self._back, 1 << 20)
         if not chunk:
@@ -308,3 +307,11 @@ def _largest(value: Any, key: str = "") -> tuple[int, str]:
         inner = key if isinstance(k, int) or k in ("data", "configuration") else str(k)
         found = max(found, _largest(v, inner))
     return found
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has bytes (or its end) to read within ``timeout`` seconds. ``poll``, not
+    ``select``: a session with a thousand files open has descriptors ``select`` cannot watch."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
