@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 from bluesky import RunEngine
+from engines import run_engine
 from processes import kill_after_flush
 from s3 import KEY_ID, REGION, SECRET, make_bucket, moto_server
 
 
 @pytest.fixture
 def RE() -> Iterator[RunEngine]:
-    engine = RunEngine({}, call_returns_result=False)
-    yield engine
-    if engine.state != "idle":
-        engine.halt()
+    with run_engine() as engine:
+        yield engine
 
 
 @pytest.fixture

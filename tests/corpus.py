@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bluesky import RunEngine
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from cycler import cycler
+from engines import run_engine
 from ophyd.sim import hw
 from ophyd_async.core import StaticFilenameProvider, StaticPathProvider, init_devices
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimMotor, SimPointDetector, SimStage
@@ -81,10 +81,10 @@ RECORDINGS: dict[str, Callable[[Any], Any]] = {
 
 def record(name: str) -> list[tuple[str, Any]]:
     """The documents one recording emits, run in a fresh RunEngine."""
-    RE = RunEngine({}, call_returns_result=False)
     docs: list[tuple[str, Any]] = []
-    RE.subscribe(lambda n, d: docs.append((n, d)))
-    run_resuming(RE, RECORDINGS[name](hw()))
+    with run_engine() as RE:
+        RE.subscribe(lambda n, d: docs.append((n, d)))
+        run_resuming(RE, RECORDINGS[name](hw()))
     return docs
 
 
@@ -147,8 +147,8 @@ under ``tmp``) and this package's simulated instrument, in its nested scans and 
 
 def record_devices(name: str, tmp: Path) -> list[tuple[str, Any]]:
     """The documents one recording of :data:`DEVICE_RECORDINGS` emits, run in a fresh RunEngine."""
-    RE = RunEngine({}, call_returns_result=False)
     docs: list[tuple[str, Any]] = []
-    RE.subscribe(lambda n, d: docs.append((n, d)))
-    RE(DEVICE_RECORDINGS[name](tmp))
+    with run_engine() as RE:
+        RE.subscribe(lambda n, d: docs.append((n, d)))
+        RE(DEVICE_RECORDINGS[name](tmp))
     return docs
