@@ -23,7 +23,7 @@ import logging
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 import event_model
@@ -45,7 +45,7 @@ from ..layout import StreamSchema, Widening, anchor_grid, check_readings, grid_f
 from ..storage import Storage, WriterLock
 from ._selection import EventT, Selection, narrow_descriptor, narrow_events, unmatched_names
 
-__all__ = ["QUARANTINE_SUFFIX", "OnError", "RunSink"]
+__all__ = ["QUARANTINE_SUFFIX", "OnError", "Retakes", "RunSink"]
 
 logger = logging.getLogger("bluesky_zarr")
 
@@ -62,6 +62,35 @@ _QUARANTINE_KEYS = {
 }
 
 StreamT = TypeVar("StreamT")
+
+
+class Retakes:
+    """The seq_nums of one stream's rows so far, to find those a later row takes again.
+
+    A paused and resumed plan is rewound by the RunEngine to its last checkpoint, and the
+    readings taken again get the seq_nums of those they replace (bluesky rewinds its event
+    counters too). Every row is kept; :attr:`seq_nums` lists the seq_nums taken again, so that a
+    reader keeps, of the rows with one of them, the last. The rows of a quarantine share the
+    seq_num of their event by design: for one, nothing is taken again.
+    """
+
+    def __init__(self, stream: str) -> None:
+        self._seen: set[int] | None = None if stream.endswith(QUARANTINE_SUFFIX) else set()
+        self.seq_nums: list[int] = []
+        """seq_nums taken again, in the order they were"""
+
+    def took(self, seq_nums: Iterable[int]) -> bool:
+        """Note the seq_nums of new rows; whether one of them was taken again (for the first time)."""
+        if self._seen is None:
+            return False
+        again = False
+        for seq_num in seq_nums:
+            if seq_num not in self._seen:
+                self._seen.add(seq_num)
+            elif seq_num not in self.seq_nums:
+                self.seq_nums.append(seq_num)
+                again = True
+        return again
 
 
 def check_filled(schema: StreamSchema, doc: Event | EventPage) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -30,7 +30,7 @@ from ..._errors import ConfigurationError, DocumentError
 from ...layout import StreamSchema
 from ...storage import LocalStorage, Storage
 from .._format import Format
-from .._run import QUARANTINE_SUFFIX, OnError, RunSink
+from .._run import OnError, Retakes, RunSink
 from ._batches import Rows, record_batch
 from ._layout import TableLayout, stream_file_name, table_layout
 
@@ -128,10 +128,7 @@ class TableStream:
         self.flush_rows = self._flush_rows()
         self.failed: list[pa.RecordBatch] = []
         """batches to write: the new ones, and those whose write failed (when the output retries)"""
-        self.taken: set[int] | None = None if layout.stream.endswith(QUARANTINE_SUFFIX) else set()
-        """the seq_nums of the stream's rows so far (``None``: a quarantine, whose rows share them)"""
-        self.superseded: list[int] = []
-        """seq_nums taken again after a rewind (pause/resume): the earlier rows with them are superseded"""
+        self.retakes = Retakes(layout.stream)
         self.output = run.format.output(run, file_name, layout, run.metadata(layout))
 
     def _flush_rows(self) -> int:
@@ -144,17 +141,6 @@ class TableStream:
         self.rows.add_keys(layout)
         self.flush_rows = self._flush_rows()
         self.output.layout_changed(layout, self.run.metadata(layout))
-
-    def took(self, seq_nums: Any) -> None:
-        """Note the seq_nums of new rows; one seen before was taken again (a rewound plan)."""
-        if self.taken is None:
-            return
-        for seq_num in seq_nums:
-            if seq_num in self.taken:
-                if seq_num not in self.superseded:
-                    self.superseded.append(seq_num)
-            else:
-                self.taken.add(seq_num)
 
     def write(self) -> None:
         """Turn the waiting rows into a batch and write it; rows that do not convert are reported."""
@@ -227,13 +213,13 @@ class TableRun(RunSink[TableStream]):
 
     def write_page(self, stream: TableStream, page: EventPage) -> None:
         stream.rows.add_page(page, stream.where)
-        stream.took(int(s) for s in page["seq_num"])
+        stream.retakes.took(int(s) for s in page["seq_num"])
         if stream.rows.n >= stream.flush_rows:
             stream.write()
 
     def write_event(self, stream: TableStream, event: Event) -> None:
         stream.rows.add_event(event, stream.where)
-        stream.took([int(event["seq_num"])])
+        stream.retakes.took([int(event["seq_num"])])
         if stream.rows.n >= stream.flush_rows:
             stream.write()
 
@@ -262,8 +248,8 @@ class TableRun(RunSink[TableStream]):
         if self.gaps:
             metadata["gaps"] = dumps(self.gaps)
         stream = self.streams.get(layout.stream)
-        if stream is not None and stream.superseded:
-            metadata["superseded"] = json.dumps(sorted(stream.superseded))
+        if stream is not None and stream.retakes.seq_nums:
+            metadata["superseded"] = json.dumps(sorted(stream.retakes.seq_nums))
         return metadata
 
     # --- visible, and the end ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from ..._encoding import to_json
 from ..._errors import DocumentError
 from ...layout import Grid, readings_array
 from ...storage import Storage
-from .._run import QUARANTINE_SUFFIX
+from .._run import Retakes
 from ._array_writer import ArrayWriter
 from ._layout import OVERFLOW_GROUP, SEQ_NUM, TIME, WRITTEN, ArraySpec, StreamLayout, overflow_layout
 from ._metadata import Nodes, array_document, group_document
@@ -61,12 +61,10 @@ class ZarrStream:
         self.overflow: ZarrStream | None = None
         self.superseded = 0
         """grid: readings moved to the overflow by a newer one at the same point"""
-        rewinds = self.grid is None and not path.endswith((f"/{OVERFLOW_GROUP}", QUARANTINE_SUFFIX))
-        self._taken: set[int] | None = set() if rewinds else None
-        """1-D: the seq_nums of the rows so far (``None`` where they repeat by design: an overflow
-        group, a quarantine)"""
-        self.taken_again: list[int] = []
-        """1-D: seq_nums a later row took again (a plan rewound by a pause/resume)"""
+        self.retakes = (
+            Retakes(layout.name) if self.grid is None and not path.endswith(f"/{OVERFLOW_GROUP}") else None
+        )
+        """1-D: the seq_nums a later row took again (an overflow group's repeat by design)"""
         self._attrs_dirty = True
         self._create_arrays(layout)
 
@@ -148,8 +146,8 @@ class ZarrStream:
             index = np.arange(self.length, self.length + len(seq_nums), dtype=np.int64)[:, np.newaxis]
             self._write_rows(index, page, slice(None))
             self.length += len(seq_nums)
-            if self._taken is not None:
-                self._took(seq_nums.tolist())
+            if self.retakes is not None and self.retakes.took(seq_nums.tolist()):
+                self._attrs_dirty = True  # its superseded attribute lists them
             return
         assert self.written is not None
         inside, index = self.grid.indices(seq_nums)
@@ -169,18 +167,6 @@ class ZarrStream:
             return
         self._write_rows(index, page, rows)
         self.written[tuple(index.T)] = True
-
-    def _took(self, seq_nums: list[int]) -> None:
-        """Note the seq_nums of new rows: one seen before was taken again (the RunEngine rewound
-        the plan to its last checkpoint at a pause, and numbers the readings taken again as
-        before), and the group's ``superseded`` attribute lists it."""
-        assert self._taken is not None
-        for seq_num in seq_nums:
-            if seq_num not in self._taken:
-                self._taken.add(seq_num)
-            elif seq_num not in self.taken_again:
-                self.taken_again.append(seq_num)
-                self._attrs_dirty = True
 
     def _write_rows(self, index: np.ndarray, page: Readings, rows: Any) -> None:
         n = len(index)
@@ -280,8 +266,8 @@ class ZarrStream:
                 "events": self.overflow.length if self.overflow is not None else 0,
                 "superseded": self.superseded,
             }
-        if self.taken_again:
-            attrs["superseded"] = sorted(self.taken_again)
+        if self.retakes is not None and self.retakes.seq_nums:
+            attrs["superseded"] = sorted(self.retakes.seq_nums)
         return attrs
 
 
