@@ -22,6 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ._errors import BlueskyZarrError, ConfigurationError, OutputBusyError, StoreExistsError
+from ._units import size_text
 from .readers import inspect_run, quick_look
 from .writing import (
     ServeConfig,
@@ -100,18 +101,10 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-def _size(nbytes: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if nbytes < 1000 or unit == "GB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000  # type: ignore[assignment]
-    return ""
-
-
 def _describe(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['path']}: {summary['format']}, run {summary.get('uid')} ({summary.get('plan_name')}), "
-        f"status {summary.get('status')}, {_size(summary.get('bytes') or 0)}"
+        f"status {summary.get('status')}, {size_text(summary.get('bytes') or 0)}"
     ]
     for what in ("errors", "quarantined"):
         for line in summary.get(what) or []:
@@ -134,7 +127,7 @@ def _describe(summary: dict[str, Any]) -> str:
             parts = (
                 f" ({stream['unmerged_parts']} parts not merged yet)" if stream.get("unmerged_parts") else ""
             )
-            said.append(f"{stream['rows']} rows in {stream['file']}{parts}, {_size(stream['bytes'])}")
+            said.append(f"{stream['rows']} rows in {stream['file']}{parts}, {size_text(stream['bytes'])}")
         lines.append(f"  stream {name}: {', '.join(said)}")
         for array, info in (stream.get("arrays") or stream.get("columns") or {}).items():
             if "dims" in info:  # a Zarr array
@@ -142,7 +135,7 @@ def _describe(summary: dict[str, Any]) -> str:
                 shards = f", shards {info['shards']}" if info["shards"] else ""
                 lines.append(
                     f"    {array:<24} {info['dtype']:<8} ({', '.join(info['dims'] or [])}) {info['shape']}, "
-                    f"chunks {info['chunks']}{shards}, {codecs}, {_size(info['bytes'])}"
+                    f"chunks {info['chunks']}{shards}, {codecs}, {size_text(info['bytes'])}"
                 )
             else:
                 shape = f" {info['shape']}" if info["shape"] else ""

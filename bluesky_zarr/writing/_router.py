@@ -36,6 +36,7 @@ from .._documents import (
 )
 from .._encoding import dumps
 from .._errors import DocumentError
+from .._units import size_text
 from ..sinks import OnError, RunSink
 from ._detector_files import DetectorFiles
 from ._paging import merge_pages, page_of
@@ -567,4 +568,4 @@ def _large_metadata(doc: Mapping[str, Any]) -> str:
     if total <= LARGE_START:
         return ""
     key, size = max(sizes.items(), key=lambda item: item[1])
-    return f"{total / 1e6:.1f} MB of JSON ({size / 1e6:.1f} MB of it in {key!r})"
+    return f"{size_text(total)} of JSON ({size_text(size)} of it in {key!r})"

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._errors import ConfigurationError, WriteError
+from .._units import size_text
 from ..storage import Storage
 
 __all__ = ["LowSpace", "SpaceCheck", "event_nbytes"]
@@ -86,9 +87,9 @@ class SpaceCheck:
             if free is None or needed <= free:
                 continue
             message = (
-                f"run {uid}: stream {stream!r} needs about {_size(needed)} ({points} events of "
-                f"{_size(per_event)}, uncompressed, in {len(outputs)} output(s)) and {output.location} has "
-                f"{_size(free)} free"
+                f"run {uid}: stream {stream!r} needs about {size_text(needed)} ({points} events of "
+                f"{size_text(per_event)}, uncompressed, in {len(outputs)} output(s)) and "
+                f"{output.location} has {size_text(free)} free"
             )
             if self.low_space == "refuse":
                 raise WriteError(
@@ -107,11 +108,3 @@ class SpaceCheck:
         self._runs.pop(uid, None)
         self._needed.pop(uid, None)
         self._streams = {s for s in self._streams if s[0] != uid}
-
-
-def _size(nbytes: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if nbytes < 1000:
-            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return f"{nbytes:.1f} TB"
