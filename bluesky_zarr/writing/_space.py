@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import numpy as np
-
-from .._errors import ConfigurationError, WriteError
+from .._errors import BlueskyZarrError, ConfigurationError, WriteError
 from .._units import size_text
+from ..layout import reading_dtype, reading_nbytes, stream_reading_shape
 from ..storage import Storage
 
 __all__ = ["LowSpace", "SpaceCheck", "event_nbytes"]
@@ -30,25 +28,19 @@ logger = logging.getLogger("bluesky_zarr")
 
 LowSpace = Literal["warn", "refuse"]
 
-_ITEMSIZE = {"number": 8, "integer": 8, "boolean": 1, "string": 16}
-"""Bytes per element of a JSON-schema dtype when a data key has no ``dtype_numpy``."""
 
-
-def event_nbytes(data_keys: Mapping[str, Any]) -> int:
-    """About how many bytes one event of a descriptor with these data keys holds, uncompressed."""
+def event_nbytes(descriptor: Mapping[str, Any]) -> int:
+    """About how many bytes one event of ``descriptor`` holds, uncompressed, as the layout stores
+    each reading (a data key it cannot lay out counts nothing here: the format says why)."""
+    stream = str(descriptor.get("name", "primary"))
     total = 0
-    for key in data_keys.values():
-        if not isinstance(key, Mapping):
+    for key, data_key in (descriptor.get("data_keys") or {}).items():
+        if not isinstance(data_key, Mapping):
             continue
         try:
-            itemsize = np.dtype(key["dtype_numpy"]).itemsize
-        except (KeyError, TypeError, ValueError):
-            itemsize = _ITEMSIZE.get(str(key.get("dtype")), 8)
-        shape = key.get("shape") or []
-        try:
-            total += itemsize * math.prod(int(n) for n in shape if n is not None)
-        except (TypeError, ValueError):
-            total += itemsize
+            total += reading_nbytes(reading_dtype(key, data_key, stream), stream_reading_shape(data_key))
+        except (BlueskyZarrError, TypeError, ValueError):
+            continue
     return total
 
 
@@ -80,7 +72,7 @@ class SpaceCheck:
             return  # other streams (a baseline: two readings) are small beside the one the plan counts
         self._streams.add((uid, stream))
         points, outputs = run
-        per_event = event_nbytes(doc.get("data_keys") or {})
+        per_event = event_nbytes(doc)
         needed = self._needed[uid] = self._needed.get(uid, 0) + per_event * points * len(outputs)
         for output in outputs:
             free = output.free_bytes()
