@@ -1,10 +1,12 @@
-"""Codecs for the arrays the writers make: presets by short name, full Zarr v3 codec lists, and
-the Anscombe codec for photon-counting cameras.
+"""Codecs for the arrays the writers make: presets by short name, full Zarr v3 codec lists, the
+Anscombe codec for photon-counting cameras and the prediction codec that takes a frame's scene
+out before compression.
 
 :func:`resolve_codecs` turns a user's choice into a :class:`CodecChain` (the ``zarr.json`` codec
 list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 array->array codec
 registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also through the
-``zarr.codecs`` entry point, so stock readers decode it without importing this package first).
+``zarr.codecs`` entry point, so stock readers decode it without importing this package first);
+:class:`PredictionCodec` is registered the same way as ``bluesky_zarr.prediction``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
 from ._chains import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
+from ._prediction import PredictionCodec
 
 __all__ = [
     "IMAGE_DEFAULT",
@@ -21,6 +24,7 @@ __all__ = [
     "AnscombeParameters",
     "CodecChain",
     "CodecError",
+    "PredictionCodec",
     "check_codecs",
     "estimate_anscombe_parameters",
     "resolve_codecs",

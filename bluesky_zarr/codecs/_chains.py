@@ -44,6 +44,7 @@ from .._zarr_adapter import (
 from . import _blosc
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
+from ._prediction import PREDICTION_NAME, PredictionCodec
 
 __all__ = [
     "IMAGE_DEFAULT",
@@ -78,6 +79,7 @@ _LEVELS: Final[dict[str, int]] = {"blosc-lz4": 5, "blosc-zstd": 3, "blosc-zlib":
 _SUPPORTED: Final = (
     "transpose",
     CODEC_NAME,
+    PREDICTION_NAME,
     "bytes",
     "vlen-utf8",
     "blosc",
@@ -169,7 +171,8 @@ def _from_dict(item: Mapping[str, Any] | str, where: str) -> Codec:
         )
     data.setdefault("configuration", {})  # zarr-python wants one for some codecs, even if empty
     # ours by class, so that a package not installed (no entry point) still finds it
-    cls: type[Codec] = AnscombeCodec if name == CODEC_NAME else codec_class(name)
+    ours: dict[str, type[Codec]] = {CODEC_NAME: AnscombeCodec, PREDICTION_NAME: PredictionCodec}
+    cls = ours.get(name) or codec_class(name)
     try:
         return cls.from_dict(data)
     except CodecError as error:
