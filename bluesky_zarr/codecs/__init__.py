@@ -7,6 +7,8 @@ list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 
 registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also through the
 ``zarr.codecs`` entry point, so stock readers decode it without importing this package first);
 :class:`PredictionCodec` is registered the same way as ``bluesky_zarr.prediction``.
+:class:`AnscombeNumcodec` is the Anscombe codec as a numcodecs filter for Zarr v2 arrays, registered
+with numcodecs as ``bluesky_zarr.anscombe`` (and through the ``numcodecs.codecs`` entry point).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
 from ._chains import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
+from ._numcodecs import AnscombeNumcodec
 from ._prediction import PredictionCodec
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "PRESETS",
     "SMALL_DEFAULT",
     "AnscombeCodec",
+    "AnscombeNumcodec",
     "AnscombeParameters",
     "CodecChain",
     "CodecError",
