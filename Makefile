@@ -71,6 +71,7 @@ check-python313:
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_zarr_writer.py
+	$(BIN)/python benchmarks/bench_writer_peers.py
 	$(BIN)/python benchmarks/bench_table_writers.py
 	$(BIN)/python benchmarks/bench_compression.py
 
