@@ -1,5 +1,6 @@
 """Codecs for the arrays the writers make: presets by short name, full Zarr v3 codec lists, and
-the Anscombe codec for photon-counting cameras.
+the Anscombe codec for photon-counting cameras; bit rounding of floats (numcodecs' ``bitround``)
+and any other codec registered with zarr-python may be listed too.
 
 :func:`resolve_codecs` turns a user's choice into a :class:`CodecChain` (the ``zarr.json`` codec
 list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 array->array codec
@@ -10,10 +11,14 @@ registered with zarr-python under the name ``bluesky_zarr.anscombe`` (also throu
 from __future__ import annotations
 
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
-from ._chains import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, CodecChain, check_codecs, resolve_codecs
+from ._chains import CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
+from ._parsing import FILTER_PRESETS, IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT
+from ._steps import BITROUND, SyncArrayCodec
 
 __all__ = [
+    "BITROUND",
+    "FILTER_PRESETS",
     "IMAGE_DEFAULT",
     "PRESETS",
     "SMALL_DEFAULT",
@@ -21,6 +26,7 @@ __all__ = [
     "AnscombeParameters",
     "CodecChain",
     "CodecError",
+    "SyncArrayCodec",
     "check_codecs",
     "estimate_anscombe_parameters",
     "resolve_codecs",
