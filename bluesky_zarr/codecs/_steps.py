@@ -126,7 +126,8 @@ class _BitRound(ArrayStep):
     keepbits: int = 0
 
     def encode(self, array: np.ndarray) -> np.ndarray:
-        return cast(np.ndarray, BitRound(self.keepbits).encode(array)).view(array.dtype)
+        native = array.astype(array.dtype.newbyteorder("="), copy=False)  # numcodecs knows native floats
+        return cast(np.ndarray, BitRound(self.keepbits).encode(native)).view(native.dtype)
 
     def decode(self, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return array

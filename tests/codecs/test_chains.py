@@ -343,6 +343,15 @@ def test_bitround_rounds_float32_to_nearest_within_its_bound(keepbits: int) -> N
     assert (back == frame).all() == (keepbits == 23)
 
 
+def test_bitround_takes_big_endian_floats_and_float64() -> None:
+    for dtype in (">f4", ">f8", "<f8", "<f2"):
+        frame = np.random.default_rng(1).random((16, 16)).astype(dtype)
+        chain = resolve_codecs("bitround-7+zstd", np.dtype(dtype), where="t")
+        back = chain.decode(chain.encode(frame), frame.shape, frame.dtype)
+        assert back.dtype == np.dtype(dtype)
+        assert np.all(np.abs(back - frame) <= np.abs(frame) * 2.0**-8), dtype
+
+
 def test_bitround_chunks_are_what_zarr_python_writes(tmp_path: Path) -> None:
     frame = np.random.default_rng(3).random((8, 32, 32), dtype="f4")
     chain = resolve_codecs("bitround-10+zstd", np.dtype("<f4"), where="t")

@@ -17,7 +17,7 @@ from ophyd.sim import motor1, motor2
 from stand_ins import FrameCounter
 from stock import assert_tensorstore_agrees, open_stream, tensorstore_read
 
-from bluesky_zarr import ZarrWriter
+from bluesky_zarr import ZarrWriter, inspect_run
 from bluesky_zarr.codecs import CodecError
 
 FRAME = (6, 4)
@@ -134,6 +134,8 @@ def test_tensorstore_does_not_read_bitround(RE, tmp_path):
     store = grid(RE, tmp_path, cam, codecs={"cam": "bitround-12+zstd"})
     with pytest.raises(ValueError, match="bitround"):
         tensorstore_read(store, "primary", "cam")
+    # `bluesky-zarr inspect` says what the array holds
+    assert inspect_run(store)["streams"]["primary"]["arrays"]["cam"]["codecs"] == ["bitround 12", "zstd 3"]
 
 
 def test_bitround_on_float64_readings_and_through_xarray_open_datatree(RE, tmp_path):
@@ -162,3 +164,19 @@ def test_bitround_that_does_not_fit_the_dtype_is_refused_at_the_start(RE, tmp_pa
     with pytest.raises(CodecError, match=message) as caught:
         RE(bp.count([cam], 2))
     assert "data key 'cam'" in str(caught.value)
+
+
+def test_filters_in_a_writer_process(RE, tmp_path):
+    """worker="process": the writer process gets the choices pickled and resolves them itself."""
+    cam = PatternCamera(shape=(16, 16), dtype="<f4")
+    bitround = {"name": "numcodecs.bitround", "configuration": {"keepbits": 12}}
+    writer = ZarrWriter(tmp_path, worker="process", codecs={"cam": [TRANSPOSE, bitround]})
+    RE.subscribe(writer)
+    (uid,) = RE(bp.count([cam], 3))
+    writer.close()
+    store = tmp_path / f"{uid}.zarr"
+    assert [c["name"] for c in codecs_of(store, "cam")] == ["transpose", "numcodecs.bitround", "bytes"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3")
+        stored = open_stream(store)["cam"].values
+    np.testing.assert_allclose(stored, expected(cam, 3), rtol=2.0**-13, atol=0)
