@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +356,8 @@ def test_bitround_takes_big_endian_floats_and_float64() -> None:
 def test_bitround_chunks_are_what_zarr_python_writes(tmp_path: Path) -> None:
     frame = np.random.default_rng(3).random((8, 32, 32), dtype="f4")
     chain = resolve_codecs("bitround-10+zstd", np.dtype("<f4"), where="t")
-    with pytest.warns(UserWarning, match="Numcodecs codecs are not in the Zarr version 3"):
+    with warnings.catch_warnings():  # zarr-python before 3.2 warns that numcodecs.* is not in the spec
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3")
         whole = _write_array(tmp_path / "a.zarr", chain, {(i, 0, 0): frame[i : i + 1] for i in range(8)})
         np.testing.assert_array_equal(zarr.open_array(tmp_path / "a.zarr")[...], chain.decode(
             chain.encode(whole), whole.shape, whole.dtype
