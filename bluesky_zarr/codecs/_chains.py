@@ -23,7 +23,7 @@ from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Co
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, VLenUTF8Codec
 
 from .._errors import CorruptDataError
-from .._zarr_adapter import ArraySpec, blosc_cname, chunk_spec, validate_codec
+from .._zarr_adapter import ArraySpec, blosc_cname, chunk_spec, native_dtype, validate_codec
 from . import _blosc
 from ._errors import CodecError
 from ._parsing import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, is_text, parse_choice
@@ -149,7 +149,7 @@ def _evolve(codecs: list[Codec], dtype: np.dtype[Any], ndim: int, where: str) ->
     evolved: list[Codec] = []
     for codec in codecs:
         if _name(codec) == BITROUND:
-            _check_bitround(codec, np.dtype(spec.dtype.to_native_dtype()), where)
+            _check_bitround(codec, native_dtype(spec), where)
         try:
             codec = codec.evolve_from_array_spec(spec)
             validate_codec(codec, spec)

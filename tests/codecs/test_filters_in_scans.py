@@ -96,6 +96,8 @@ def test_a_transpose_that_names_the_whole_array_is_refused_before_anything_is_wr
     RE.subscribe(ZarrWriter(tmp_path, codecs={"cam": [full]}))
     with pytest.raises(CodecError, match=r"names 4 axes, but a reading has 2 \(y, x\).*scan's axes"):
         RE(bp.grid_scan([cam], motor1, -1, 1, 3, motor2, 0, 3, 2))
+    (store,) = tmp_path.glob("*.zarr")
+    assert not (store / "primary").exists()
 
 
 # --- bitround -------------------------------------------------------------------------------------
@@ -164,6 +166,8 @@ def test_bitround_that_does_not_fit_the_dtype_is_refused_at_the_start(RE, tmp_pa
     with pytest.raises(CodecError, match=message) as caught:
         RE(bp.count([cam], 2))
     assert "data key 'cam'" in str(caught.value)
+    (store,) = tmp_path.glob("*.zarr")
+    assert not (store / "primary").exists()
 
 
 def test_filters_in_a_writer_process(RE, tmp_path):
