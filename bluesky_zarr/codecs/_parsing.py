@@ -23,6 +23,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 from .._zarr_adapter import codec_class, codec_from_dict
 from ._anscombe import CODEC_NAME, AnscombeCodec
 from ._errors import CodecError
+from ._prediction import PREDICTION_NAME, PredictionCodec
 from ._steps import BITROUND
 
 __all__ = [
@@ -61,7 +62,10 @@ FILTER_PRESETS: Final[Mapping[str, str]] = {
 }
 """Filters a short name may begin with, before a preset: ``"bitround-12+blosc-zstd"``."""
 
-KNOWN: Final = ("transpose", CODEC_NAME, BITROUND, "bytes", "vlen-utf8", "blosc", "zstd", "gzip", "crc32c")
+KNOWN: Final = (
+    "transpose", CODEC_NAME, PREDICTION_NAME, BITROUND, "bytes", "vlen-utf8", "blosc", "zstd", "gzip",
+    "crc32c",
+)  # fmt: skip
 """The codecs a chain encodes with its own code; any other registered zarr v3 codec is run by
 zarr-python's own codec object."""
 
@@ -142,8 +146,9 @@ def _from_dict(item: Mapping[str, Any] | str, where: str) -> Codec:
         )
     data.setdefault("configuration", {})  # zarr-python wants one for some codecs, even if empty
     # ours by class, so that a package not installed (no entry point) still finds it
+    ours: dict[str, type[Codec]] = {CODEC_NAME: AnscombeCodec, PREDICTION_NAME: PredictionCodec}
     try:
-        cls: type[Codec] = AnscombeCodec if name == CODEC_NAME else codec_class(name)
+        cls = ours.get(name) or codec_class(name)
     except KeyError:
         raise CodecError(
             f"{where}: no zarr v3 codec named {name!r} is registered with zarr-python. The writer encodes "

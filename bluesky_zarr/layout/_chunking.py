@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -147,18 +147,31 @@ def propose_chunks(
     return ChunkProposal(chunks, shards, chunk_bytes, shard_bytes, objects)
 
 
-def check_request(request: object, what: str, where: str) -> None:
-    """A request maps dimension names to sizes or lists sizes; a size is a positive integer or -1."""
+_IRREGULAR: Final = "every chunk of an array has one shape; give one size per dimension"
+"""Why a list of sizes along one dimension is refused, unless a format says more."""
+
+
+def check_request(request: object, what: str, where: str, *, irregular: str = _IRREGULAR) -> None:
+    """A request maps dimension names to sizes or lists sizes; a size is a positive integer or -1.
+
+    A list of sizes along one dimension (an irregular, "rectilinear" chunk grid) is refused with
+    ``irregular``, the format's reason, appended to the message.
+    """
     if isinstance(request, Mapping):
-        sizes = list(request.values())
+        named = [(repr(dim), size) for dim, size in request.items()]
     elif isinstance(request, Sequence) and not isinstance(request, str):
-        sizes = list(request)
+        named = [(f"dimension {axis}", size) for axis, size in enumerate(request)]
     else:
         raise ConfigurationError(
             f"{where}: {what} must be a mapping from dimension name to size or a sequence of sizes, "
             f"not {request!r}"
         )
-    for size in sizes:
+    for dim, size in named:
+        if isinstance(size, Sequence) and not isinstance(size, str):
+            raise ConfigurationError(
+                f"{where}: {what} along {dim} are a list of sizes {list(size)!r}, an irregular "
+                f"(rectilinear) chunk grid, which is not offered: {irregular}"
+            )
         if isinstance(size, bool) or not isinstance(size, int | np.integer) or not (size > 0 or size == -1):
             raise ConfigurationError(
                 f"{where}: {what} hold {size!r}, which is not a size; sizes are positive integers, "

@@ -58,4 +58,9 @@ class HDF5Options:
         for key, choice in self.compression.items():
             compression_filters(choice, where=f"HDF5: data key {key!r}")
         for key, request in self.chunks.items():
-            check_request(request, "chunks", f"data key {key!r}")
+            check_request(
+                request,
+                "chunks",
+                f"HDF5: data key {key!r}",
+                irregular="an HDF5 dataset's chunks all have one shape; give one size per dimension",
+            )

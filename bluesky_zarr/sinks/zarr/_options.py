@@ -14,6 +14,17 @@ from ...layout import ChunkRequest, ShardRequest, check_request
 
 __all__ = ["ZarrOptions"]
 
+_IRREGULAR = (
+    "not every reader of Zarr stores reads one yet: tensorstore and zarr-python before 3.2 (the "
+    "newest for Python 3.11) refuse it, zarr-python 3.2 and later read it only after "
+    "zarr.config.set({'array.rectilinear_chunks': True}), and one such array makes the whole run "
+    "unreadable to them. For fine chunks in a region of interest, give small regular chunks inside "
+    "shards, e.g. chunks={'camera_image': {'y': 64, 'x': 64}}, shards={'camera_image': 'auto'}: a "
+    "reader decodes only the chunks it asks for, and the files stay few. See "
+    "docs/how-to/choose-chunks-and-shards.md, 'Irregular chunk grids'"
+)
+"""Why the Zarr format refuses a list of sizes along a dimension (the rectilinear chunk grid)."""
+
 
 @dataclass(frozen=True)
 class ZarrOptions:
@@ -39,4 +50,4 @@ class ZarrOptions:
         for what, requests in (("chunks", self.chunks), ("shards", self.shards)):
             for key, request in requests.items():
                 if not (what == "shards" and request == "auto"):
-                    check_request(request, what, f"data key {key!r}")
+                    check_request(request, what, f"data key {key!r}", irregular=_IRREGULAR)
