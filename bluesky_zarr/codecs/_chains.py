@@ -188,7 +188,8 @@ def resolve_codecs(
         [+crc32c]`` with a preset from :data:`PRESETS` (``"blosc-zstd"``,
         ``"bitround-12+blosc-zstd"``); or a list of Zarr v3 codec dicts (``{"name": "blosc",
         "configuration": {...}}``) and zarr-python codec objects. The writer encodes ``transpose``,
-        ``numcodecs.bitround``, :class:`~bluesky_zarr.codecs.AnscombeCodec`, ``bytes``, ``blosc``,
+        ``numcodecs.bitround``, :class:`~bluesky_zarr.codecs.AnscombeCodec`,
+        :class:`~bluesky_zarr.codecs.PredictionCodec`, ``bytes``, ``blosc``,
         ``zstd``, ``gzip`` and ``crc32c`` itself, and any other array->array or bytes->bytes
         codec registered with zarr-python (``zarr.registry.register_codec``, or the ``zarr.codecs``
         entry point) through zarr-python's codec object. A list without a serializer gets
