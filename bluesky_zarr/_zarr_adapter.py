@@ -13,11 +13,12 @@ give the same result on each version; nothing else in the package imports from `
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from zarr.abc.codec import Codec
+from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, Codec
 from zarr.codecs import BloscCodec
 from zarr.core.array_spec import ArrayConfig, ArraySpec
 from zarr.core.buffer import NDBuffer, default_buffer_prototype
@@ -33,10 +34,13 @@ __all__ = [
     "blosc_shuffle",
     "chunk_spec",
     "codec_class",
+    "codec_from_dict",
     "default_buffer_prototype",
     "native_dtype",
     "register_codec_class",
+    "run_codec",
     "run_sync",
+    "sized_spec",
     "spec_with_dtype",
     "validate_codec",
     "zarr_dtype",
@@ -100,8 +104,24 @@ def validate_codec(codec: Codec, spec: ArraySpec) -> None:
 
 
 def codec_class(name: str) -> type[Codec]:
-    """The codec class zarr-python registers under ``name`` (its own, or an entry point's)."""
-    return get_codec_class(name)
+    """The codec class zarr-python registers under ``name`` (its own, or an entry point's); a
+    ``KeyError`` when there is none (zarr 3.1 raises one, newer releases an ``UnknownCodecError``)."""
+    try:
+        return get_codec_class(name)
+    except KeyError:
+        raise
+    except Exception as error:
+        if type(error).__name__ == "UnknownCodecError":
+            raise KeyError(name) from error
+        raise
+
+
+def codec_from_dict(cls: type[Codec], data: dict[str, Any]) -> Codec:
+    """``cls.from_dict(data)``, without zarr-python's warning that a ``numcodecs.*`` codec is not in
+    the Zarr v3 specification (the writer's docs say which readers decode which codec)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3")
+        return cls.from_dict(data)
 
 
 def register_codec_class(name: str, cls: type[Codec]) -> None:
@@ -112,3 +132,37 @@ def register_codec_class(name: str, cls: type[Codec]) -> None:
 def run_sync(coroutine: Any) -> Any:
     """Run one of zarr's ``Store`` coroutines from synchronous code, on zarr's own event loop."""
     return sync(coroutine)
+
+
+def sized_spec(dtype: np.dtype[Any], shape: tuple[int, ...]) -> ArraySpec:
+    """The chunk spec of one chunk of ``shape`` (what a codec is handed with that chunk)."""
+    return replace(chunk_spec(dtype, len(shape)), shape=tuple(shape))
+
+
+def _sync_capable(codec: Codec) -> bool:
+    # zarr's SupportsSyncCodec (from 3.1.6; 3.4 adds ``_sync_capable``), looked for by its methods
+    return callable(getattr(codec, "_encode_sync", None)) and bool(getattr(codec, "_sync_capable", True))
+
+
+def run_codec(codec: Codec, data: Any, spec: ArraySpec, *, encode: bool) -> np.ndarray | None:
+    """One chunk through a zarr-python codec's own encoder (``encode``) or decoder, synchronously.
+
+    ``data`` is a numpy array where the codec takes an array (an array->array codec, or a
+    serializer's encoder), else bytes; ``spec`` is the spec of the codec's *input* at encoding (as
+    zarr's codec pipeline hands it on both ways). The result is a numpy array (``uint8`` for
+    bytes), or ``None`` when the codec gives nothing. Codecs with zarr's synchronous methods
+    (``_encode_sync``/``_decode_sync``) are called directly; the others' coroutines run on zarr's
+    own event loop, as zarr-python runs them, so this works from any thread but that loop's.
+    """
+    prototype = spec.prototype
+    takes_array = isinstance(codec, ArrayArrayCodec) or (encode and isinstance(codec, ArrayBytesCodec))
+    buffer: Any = (
+        prototype.nd_buffer.from_numpy_array(np.asarray(data))
+        if takes_array
+        else prototype.buffer.from_array_like(np.frombuffer(data, dtype=np.uint8))
+    )
+    if _sync_capable(codec):
+        out = getattr(codec, "_encode_sync" if encode else "_decode_sync")(buffer, spec)
+    else:
+        out = sync(codec._encode_single(buffer, spec) if encode else codec._decode_single(buffer, spec))
+    return None if out is None else np.asarray(out.as_numpy_array())

@@ -1,6 +1,7 @@
 """Codecs for the arrays the writers make: presets by short name, full Zarr v3 codec lists, the
 Anscombe codec for photon-counting cameras and the prediction codec that takes a frame's scene
-out before compression.
+out before compression; bit rounding of floats (numcodecs' ``bitround``) and any other codec
+registered with zarr-python may be listed too.
 
 :func:`resolve_codecs` turns a user's choice into a :class:`CodecChain` (the ``zarr.json`` codec
 list and a fast synchronous chunk encoder). :class:`AnscombeCodec` is a Zarr v3 array->array codec
@@ -14,12 +15,16 @@ with numcodecs as ``bluesky_zarr.anscombe`` (and through the ``numcodecs.codecs`
 from __future__ import annotations
 
 from ._anscombe import AnscombeCodec, AnscombeParameters, estimate_anscombe_parameters
-from ._chains import IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT, CodecChain, check_codecs, resolve_codecs
+from ._chains import CodecChain, check_codecs, resolve_codecs
 from ._errors import CodecError
 from ._numcodecs import AnscombeNumcodec
+from ._parsing import FILTER_PRESETS, IMAGE_DEFAULT, PRESETS, SMALL_DEFAULT
 from ._prediction import PredictionCodec
+from ._steps import BITROUND, SyncArrayCodec
 
 __all__ = [
+    "BITROUND",
+    "FILTER_PRESETS",
     "IMAGE_DEFAULT",
     "PRESETS",
     "SMALL_DEFAULT",
@@ -29,6 +34,7 @@ __all__ = [
     "CodecChain",
     "CodecError",
     "PredictionCodec",
+    "SyncArrayCodec",
     "check_codecs",
     "estimate_anscombe_parameters",
     "resolve_codecs",

@@ -73,6 +73,10 @@ def _codec_names(codecs: list[dict[str, Any]]) -> list[str]:
             name = f"blosc {config.get('cname')} {config.get('shuffle')} {config.get('clevel')}"
         elif name in ("zstd", "gzip"):
             name = f"{name} {config.get('level')}"
+        elif name == "numcodecs.bitround":
+            name = f"bitround {config.get('keepbits')}"
+        elif name == "transpose":
+            name = f"transpose {list(config.get('order') or [])}"
         if name != "bytes":
             names.append(name)
     return names

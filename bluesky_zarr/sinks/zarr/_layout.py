@@ -122,7 +122,11 @@ def _array(
             options.shards.get(key), dims, shape, chunks, chunk_nbytes, len(reading_shape), where=where
         )
         default = IMAGE_DEFAULT if nbytes >= FRAME_BYTES and dtype.kind in "biuf" else SMALL_DEFAULT
-        codecs = resolve_codecs(options.codecs.get(key, default), dtype, where=where)
+        # a transpose is given over a reading's own axes; the event axes stay first, in place
+        codecs = resolve_codecs(
+            options.codecs.get(key, default), dtype, where=where, reading_dims=reading_dims,
+            leading_ndim=len(event_shape),
+        )  # fmt: skip
     return ArraySpec(
         name=name,
         role=role,
@@ -186,8 +190,8 @@ def zarr_layout(schema: StreamSchema, options: ZarrOptions | None = None) -> Str
 def overflow_layout(layout: StreamLayout) -> StreamLayout:
     """The 1-D layout of the events of a grid stream that do not fit its grid (or were superseded).
 
-    Each array keeps its dimensions, attributes and codecs; chunks are the defaults along
-    ``time``, without shards.
+    Each array keeps its dimensions, attributes and codecs (a transpose still reorders only a
+    reading's own axes); chunks are the defaults along ``time``, without shards.
     """
     arrays: dict[str, ArraySpec] = {}
     for spec in layout.arrays.values():
@@ -197,7 +201,7 @@ def overflow_layout(layout: StreamLayout) -> StreamLayout:
         chunks = default_chunks((0,), spec.dtype, spec.reading_shape)
         arrays[spec.name] = replace(
             spec, dims=dims, shape=(0, *spec.reading_shape), chunks=tuple(max(1, c) for c in chunks),
-            shards=None,
+            shards=None, codecs=spec.codecs.with_leading_ndim(1),
         )  # fmt: skip
     return StreamLayout(
         name=OVERFLOW_GROUP, grid=None, arrays=arrays, keys=dict(layout.keys), descriptors=layout.descriptors
