@@ -328,3 +328,38 @@ def test_a_widened_array_is_rewritten_whole_and_stock_readers_agree(tmp_path, sh
     assert_unwritten_points_hold_fill_values(ds, ["dim_0", "dim_1"])
     assert assert_tensorstore_agrees(store) >= 8
     assert not [p for p in store.rglob(".*") if p.is_dir()]  # no staging or retired array is left
+
+
+def test_a_writer_far_behind_gathers_pages_of_bounded_bytes(tmp_path, monkeypatch):
+    """Events that wait in the buffer become pages of at most PAGE_BYTES of readings (a page's
+    readings are copied into one array), however many wait; every frame still lands."""
+    import threading
+
+    from bluesky_zarr.writing._paging import PAGE_BYTES
+
+    frame_bytes = 1024**2
+    frames = [np.full((512, 1024), i, dtype="<u2") for i in range(100)]
+    keys = {"cam": {"source": "t", "dtype": "array", "dtype_numpy": "<u2", "shape": [512, 1024]}}
+    docs = composed_run(keys, [{"cam": f} for f in frames])
+    writer = ZarrWriter(tmp_path, buffer_bytes=400 * frame_bytes)
+    router = writer._router
+    held, pages = threading.Event(), []
+    real_events = router.events
+
+    def events_once_held(name, batch):
+        held.wait(timeout=60)  # the first batch waits while the rest piles up in the buffer
+        pages.append(len(batch))
+        return real_events(name, batch)
+
+    monkeypatch.setattr(router, "events", events_once_held)
+    for name, doc in docs[:3]:  # start, descriptor, the first event
+        writer(name, doc)
+    for name, doc in docs[3:-1]:
+        writer(name, doc)
+    held.set()
+    writer(*docs[-1])  # the stop waits until the run is written
+    writer.close()
+    assert sum(pages) == 100 and len(pages) > 2
+    assert max(pages) <= PAGE_BYTES // frame_bytes
+    stored = open_stream(tmp_path / f"{docs[0][1]['uid']}.zarr")["cam"].values
+    np.testing.assert_array_equal(stored[:, 0, 0], np.arange(100))

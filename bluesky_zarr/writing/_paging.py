@@ -12,12 +12,16 @@ from typing import Any, cast
 
 from .._documents import Event, EventPage
 
-__all__ = ["PAGE_EVENTS", "PAGE_PAGES", "merge_pages", "page_of"]
+__all__ = ["PAGE_BYTES", "PAGE_EVENTS", "PAGE_PAGES", "merge_pages", "page_of"]
 
 PAGE_EVENTS = 4096
 """At most this many waiting events of one descriptor become one page."""
 PAGE_PAGES = 64
 """At most this many waiting event pages of one descriptor become one page."""
+PAGE_BYTES = 32 * 1024**2
+"""At most this many bytes of readings (or one document's, if more) become one page: a page's
+readings are gathered into one array per data key, a copy, so this bounds what the writer holds
+beyond its buffer however far behind it is (eight 2048 x 2048 frames, 512 of 256 x 256)."""
 
 
 def page_of(events: Sequence[Event]) -> EventPage | None:

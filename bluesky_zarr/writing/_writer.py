@@ -38,7 +38,7 @@ from ..sinks import Format, OnError, RunSink, resolve_formats
 from ..storage import Storage, Target, open_storage
 from ._buffer import DocumentBuffer, document_nbytes
 from ._detector_files import AreaDetectorHDF5Handler
-from ._paging import PAGE_EVENTS, PAGE_PAGES
+from ._paging import PAGE_BYTES, PAGE_EVENTS, PAGE_PAGES
 from ._process import CLAIMS, Overflow, ProcessWorker
 from ._progress import ProgressDisplay
 from ._router import Router, RunFanOut
@@ -566,10 +566,12 @@ class Writer:
                 j = i + 1
                 descriptor = doc.get("descriptor")
                 most = PAGE_EVENTS if name == "event" else PAGE_PAGES
+                size = items[i][2]
                 while (
                     j < n and j - i < most and items[j][0] == name
-                    and items[j][1].get("descriptor") == descriptor
+                    and items[j][1].get("descriptor") == descriptor and size + items[j][2] <= PAGE_BYTES
                 ):  # fmt: skip
+                    size += items[j][2]
                     j += 1
                 docs = [item[1] for item in items[i:j]]
                 try:

@@ -165,7 +165,8 @@ class ZarrStream:
                 self._write_rows(index[i : i + 1], page, np.asarray([row]))
                 self.written[point] = True
             return
-        self._write_rows(index, page, rows)
+        # every row: a slice, so that the readings are a view, not a copy (of a page of frames)
+        self._write_rows(index, page, slice(None) if len(rows) == len(seq_nums) else rows)
         self.written[tuple(index.T)] = True
 
     def _write_rows(self, index: np.ndarray, page: Readings, rows: Any) -> None:
