@@ -159,9 +159,11 @@ def _time(function: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def measure(method: Method, frames: np.ndarray, worker: ThreadPoolExecutor) -> tuple[int, float, float]:
-    """Stored bytes, encode seconds and decode seconds for all frames, on the worker thread."""
-    chain = method.chain
+def measure(
+    chain: CodecChain | None, frames: np.ndarray, worker: ThreadPoolExecutor
+) -> tuple[int, float, float]:
+    """Stored bytes, encode seconds and decode seconds for all frames through ``chain`` (``None``: a
+    plain copy, the baseline), on the worker thread."""
     if chain is None:
         buffer = np.empty_like(frames[0])
 
@@ -178,7 +180,7 @@ def measure(method: Method, frames: np.ndarray, worker: ThreadPoolExecutor) -> t
 
     def decode_all() -> None:
         for data in encoded:
-            chain.decode(data, frames.shape[1:], DTYPE)
+            chain.decode(data, frames.shape[1:], frames.dtype)
 
     encode_seconds = worker.submit(_time, encode_all).result()
     decode_seconds = worker.submit(_time, decode_all).result()
@@ -218,7 +220,7 @@ def run_gain(
     for repeat in range(settings.repeats):
         shift = repeat % len(chosen)
         for method in chosen[shift:] + chosen[:shift]:
-            results[method.name].append(measure(method, frames, worker))
+            results[method.name].append(measure(method.chain, frames, worker))
     for method in chosen:
         read_back(method, frames[0], directory / f"gain_{gain}_{flat}")
     codec = next(f for m in chosen if m.chain for f in m.chain.filters if isinstance(f, AnscombeCodec))
@@ -275,7 +277,7 @@ def run_threads(settings: Settings, worker: ThreadPoolExecutor, threads: int) ->
     for repeat in range(settings.repeats):
         shift = repeat % len(chosen)
         for method in chosen[shift:] + chosen[:shift]:
-            results[method.name].append(measure(method, frames, worker))
+            results[method.name].append(measure(method.chain, frames, worker))
     used = min(threads, max(1, frames[0].nbytes // (1024 * 1024)))  # what CodecChain does
     print(
         f"\nblosc threads: {count} frames {shape[0]}x{shape[1]} uint16 ({raw_mb:.1f} MB), gain 1; the "

@@ -32,9 +32,8 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from bench_compression import measure
 
 from bluesky_zarr.codecs import CodecChain, resolve_codecs
 
@@ -122,38 +122,6 @@ def raw_methods(threads: int) -> list[Method]:
     ]
 
 
-def _time(function: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def measure(method: Method, frames: np.ndarray, worker: ThreadPoolExecutor) -> tuple[int, float, float]:
-    """Stored bytes, encode seconds and decode seconds for all frames, on the worker thread."""
-    chain = method.chain
-    if chain is None:
-        buffer = np.empty_like(frames[0])
-
-        def copy_all() -> None:
-            for frame in frames:
-                np.copyto(buffer, frame)
-
-        seconds = worker.submit(_time, copy_all).result()
-        return frames.nbytes, seconds, seconds
-    encoded: list[bytes | memoryview] = []
-
-    def encode_all() -> None:
-        encoded.extend(chain.encode(frame) for frame in frames)
-
-    def decode_all() -> None:
-        for data in encoded:
-            chain.decode(data, frames.shape[1:], frames.dtype)
-
-    encode_seconds = worker.submit(_time, encode_all).result()
-    decode_seconds = worker.submit(_time, decode_all).result()
-    return sum(memoryview(data).nbytes for data in encoded), encode_seconds, decode_seconds
-
-
 def read_back(method: Method, frame: np.ndarray, directory: Path) -> float:
     """One frame as a chunk of a zarr array with the chain's codecs, read back with zarr-python;
     returns the largest relative error of what zarr-python reads (0 for lossless methods)."""
@@ -186,7 +154,7 @@ def run(title: str, frames: np.ndarray, chosen: list[Method], directory: Path, s
         for repeat in range(settings.repeats):
             shift = repeat % len(chosen)
             for method in chosen[shift:] + chosen[:shift]:
-                results[method.name].append(measure(method, frames, worker))
+                results[method.name].append(measure(method.chain, frames, worker))
     errors = {m.name: read_back(m, frames[0], directory) for m in chosen}
     raw_mb = frames.nbytes / 1e6
     print(

@@ -4,12 +4,27 @@ for the NetCDF check, which starts from what `open_run` gives)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 import xarray as xr
+
+
+def in_fresh_python(script: str, env: Mapping[str, str] | None = None) -> str:
+    """Run ``script`` in a new Python (warnings are errors), as a user of stock readers who never
+    imported bluesky_zarr would; its stdout, once it succeeded."""
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True, text=True, timeout=120, check=False, env=None if env is None else dict(env),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
 
 JSON_TEXT = {"start", "stop", "bluesky_zarr", "descriptors", "grid", "overflow", "data_key", "dtype_widened",
              "detector_files"}  # fmt: skip

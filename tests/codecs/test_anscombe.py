@@ -5,8 +5,6 @@ API encodes the same bytes as zarr-python; bad parameters are clear errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import xarray as xr
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stock import in_fresh_python
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from bluesky_zarr.codecs import AnscombeCodec, CodecError, resolve_codecs
@@ -274,15 +273,8 @@ def test_a_fresh_process_reads_it_without_importing_bluesky_zarr(tmp_path: Path)
         print("read", type(zarr.open_array({str(tmp_path / "run.zarr" / "image")!r}).filters[0]).__module__)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "read bluesky_zarr.codecs._anscombe" in result.stdout
+    stdout = in_fresh_python(script)
+    assert "read bluesky_zarr.codecs._anscombe" in stdout
 
 
 def test_codes_carry_about_three_bits_per_pixel() -> None:

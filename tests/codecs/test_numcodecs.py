@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import tomllib
 from importlib.metadata import entry_points
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from stock import in_fresh_python
 from test_anscombe import all_counts, error_bound
 
 from bluesky_zarr.codecs import AnscombeCodec, AnscombeNumcodec, CodecError
@@ -148,16 +147,8 @@ def test_a_fresh_process_reads_a_v2_array_without_importing_bluesky_zarr(tmp_pat
         print("read", type(array.filters[0]).__module__)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=_with_entry_point(tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
-    assert "read bluesky_zarr.codecs._numcodecs" in result.stdout
+    stdout = in_fresh_python(script, env=_with_entry_point(tmp_path))
+    assert "read bluesky_zarr.codecs._numcodecs" in stdout
     assert np.all(
         np.abs(np.load(tmp_path / "expected.npy").astype(float) - data) <= error_bound(data, 100, 2.5, 0.5)
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from ophyd.sim import motor1, motor2
 from stand_ins import FrameCounter
-from stock import open_stream
+from stock import in_fresh_python, open_stream
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from bluesky_zarr import ZarrWriter
@@ -173,14 +171,7 @@ def test_a_scan_through_the_writer_reads_back_in_a_fresh_process(RE, record, tmp
             print([c["name"] for c in array.metadata.to_dict()["codecs"]])
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "['bluesky_zarr.anscombe', 'bluesky_zarr.prediction', 'bytes', 'blosc']" in result.stdout
-    assert "['bluesky_zarr.prediction', 'bytes', 'blosc']" in result.stdout
+    stdout = in_fresh_python(script)
+    assert "['bluesky_zarr.anscombe', 'bluesky_zarr.prediction', 'bytes', 'blosc']" in stdout
+    assert "['bluesky_zarr.prediction', 'bytes', 'blosc']" in stdout
     assert open_stream(tmp_path / f"{uid}.zarr")["cam"].shape == (3, 4, 96, 128)
