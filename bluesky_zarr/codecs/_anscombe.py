@@ -30,13 +30,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import numpy as np
-from zarr.abc.codec import ArrayArrayCodec
 
 from .._zarr_adapter import native_dtype, register_codec_class, spec_with_dtype
 from ._errors import CodecError
+from ._numpy_filter import NumpyFilter
 
 if TYPE_CHECKING:
-    from .._zarr_adapter import ArraySpec, NDBuffer
+    from .._zarr_adapter import ArraySpec
 
 __all__ = ["CODEC_NAME", "AnscombeCodec", "AnscombeParameters", "estimate_anscombe_parameters"]
 
@@ -119,7 +119,7 @@ def _positive(name: str, value: object) -> float:
 
 
 @dataclass(frozen=True)
-class AnscombeCodec(ArrayArrayCodec):
+class AnscombeCodec(NumpyFilter):
     """A Zarr v3 array->array codec storing camera counts as codes in steps of their shot noise.
 
     Lossy, with a bound: every count comes back within ``beta / 2`` shot-noise standard deviations
@@ -236,20 +236,6 @@ class AnscombeCodec(ArrayArrayCodec):
         """The size of a chunk's codes in bytes."""
         native = native_dtype(chunk_spec)
         return input_byte_length // native.itemsize * np.dtype(self._check(native)).itemsize
-
-    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        codes = self.encode_array(chunk_array.as_numpy_array())
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(codes)
-
-    def _decode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        counts = self.decode_array(chunk_array.as_numpy_array(), native_dtype(chunk_spec))
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(counts)
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._encode_sync(chunk_array, chunk_spec)
-
-    async def _decode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._decode_sync(chunk_array, chunk_spec)
 
     # --- numpy ----------------------------------------------------------------------------------
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import numpy as np
-from zarr.abc.codec import ArrayArrayCodec
 
 from .._zarr_adapter import native_dtype, register_codec_class, spec_with_dtype
 from ._errors import CodecError
+from ._numpy_filter import NumpyFilter
 
 if TYPE_CHECKING:
-    from .._zarr_adapter import ArraySpec, NDBuffer
+    from .._zarr_adapter import ArraySpec
 
 __all__ = ["PREDICTION_NAME", "PredictionCodec"]
 
@@ -74,7 +74,7 @@ def _interpolated(known: np.ndarray, count: int) -> np.ndarray:
     return total
 
 
-class PredictionCodec(ArrayArrayCodec):
+class PredictionCodec(NumpyFilter):
     """A lossless Zarr v3 array->array codec storing each value as its difference from a prediction.
 
     Made for camera frames and the codes of :class:`~bluesky_zarr.codecs.AnscombeCodec`: it takes
@@ -129,20 +129,6 @@ class PredictionCodec(ArrayArrayCodec):
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         """The same size: one stored value per value."""
         return input_byte_length
-
-    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        stored = self.encode_array(chunk_array.as_numpy_array())
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(stored)
-
-    def _decode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        values = self.decode_array(chunk_array.as_numpy_array(), native_dtype(chunk_spec))
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(values)
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._encode_sync(chunk_array, chunk_spec)
-
-    async def _decode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._decode_sync(chunk_array, chunk_spec)
 
     # --- numpy ----------------------------------------------------------------------------------
 

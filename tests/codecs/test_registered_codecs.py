@@ -104,8 +104,6 @@ def test_a_serializer_of_its_own_is_refused() -> None:
 def test_a_registered_codec_that_does_not_fit_the_dtype_is_refused_at_the_start(RE, tmp_path: Path) -> None:
     """zarr-python's own check of the codec against the dtype runs before anything is written."""
     choice = [{"name": "numcodecs.packbits"}]  # packbits takes booleans only
-    writer = ZarrWriter(tmp_path, codecs={"cam": choice})
-    RE.subscribe(writer)
+    RE.subscribe(ZarrWriter(tmp_path, codecs={"cam": choice}))
     with pytest.raises(CodecError, match=r"data key 'cam'.*does not fit uint16"):
         RE(bp.count([Ramp()], 1))
-    writer.close()  # the run failed for it: the writer has nothing more to say
