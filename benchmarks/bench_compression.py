@@ -188,6 +188,22 @@ def measure(
     return stored, encode_seconds, decode_seconds
 
 
+def measure_rotated(
+    chains: Sequence[tuple[str, CodecChain | None]],
+    frames: np.ndarray,
+    worker: ThreadPoolExecutor,
+    repeats: int,
+) -> dict[str, list[tuple[int, float, float]]]:
+    """:func:`measure` of every named chain, ``repeats`` times, by name; the order rotates between
+    repeats, so that a noisy neighbour on a shared machine does not always land on the same one."""
+    results: dict[str, list[tuple[int, float, float]]] = {name: [] for name, _ in chains}
+    for repeat in range(repeats):
+        shift = repeat % len(chains)
+        for name, chain in [*chains[shift:], *chains[:shift]]:
+            results[name].append(measure(chain, frames, worker))
+    return results
+
+
 def read_back(method: Method, frame: np.ndarray, directory: Path) -> None:
     """One frame as a chunk of a zarr array with the chain's codecs, read back with zarr-python."""
     chain = method.chain
@@ -216,11 +232,7 @@ def run_gain(
     frames, photons = simulate(settings, gain, flat=flat)
     chosen = methods(gain, threads)
     raw_mb = frames.nbytes / 1e6
-    results: dict[str, list[tuple[int, float, float]]] = {m.name: [] for m in chosen}
-    for repeat in range(settings.repeats):
-        shift = repeat % len(chosen)
-        for method in chosen[shift:] + chosen[:shift]:
-            results[method.name].append(measure(method.chain, frames, worker))
+    results = measure_rotated([(m.name, m.chain) for m in chosen], frames, worker, settings.repeats)
     for method in chosen:
         read_back(method, frames[0], directory / f"gain_{gain}_{flat}")
     codec = next(f for m in chosen if m.chain for f in m.chain.filters if isinstance(f, AnscombeCodec))
@@ -273,11 +285,7 @@ def run_threads(settings: Settings, worker: ThreadPoolExecutor, threads: int) ->
         for preset in ("blosc-lz4", "blosc-zstd")
         for n in sorted({1, max(2, threads)})
     ]
-    results: dict[str, list[tuple[int, float, float]]] = {m.name: [] for m in chosen}
-    for repeat in range(settings.repeats):
-        shift = repeat % len(chosen)
-        for method in chosen[shift:] + chosen[:shift]:
-            results[method.name].append(measure(method.chain, frames, worker))
+    results = measure_rotated([(m.name, m.chain) for m in chosen], frames, worker, settings.repeats)
     used = min(threads, max(1, frames[0].nbytes // (1024 * 1024)))  # what CodecChain does
     print(
         f"\nblosc threads: {count} frames {shape[0]}x{shape[1]} uint16 ({raw_mb:.1f} MB), gain 1; the "

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from bench_compression import measure
+from bench_compression import measure_rotated
 
 from bluesky_zarr.codecs import CodecChain, resolve_codecs
 
@@ -149,12 +149,8 @@ def read_back(method: Method, frame: np.ndarray, directory: Path) -> float:
 
 def run(title: str, frames: np.ndarray, chosen: list[Method], directory: Path, settings: Settings) -> None:
     worker = ThreadPoolExecutor(1)
-    results: dict[str, list[tuple[int, float, float]]] = {m.name: [] for m in chosen}
     with worker:
-        for repeat in range(settings.repeats):
-            shift = repeat % len(chosen)
-            for method in chosen[shift:] + chosen[:shift]:
-                results[method.name].append(measure(method.chain, frames, worker))
+        results = measure_rotated([(m.name, m.chain) for m in chosen], frames, worker, settings.repeats)
     errors = {m.name: read_back(m, frames[0], directory) for m in chosen}
     raw_mb = frames.nbytes / 1e6
     print(
